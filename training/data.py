@@ -177,9 +177,22 @@ def _load_named(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray
     return images, labels
 
 
+def _folder_channels(root: str, split: str) -> int:
+    """Return 1 when the split's first image is grayscale, else 3 (RGB; alpha is dropped)."""
+    from PIL import Image
+
+    for path in sorted(Path(root, split).glob("*/*")):
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            with Image.open(path) as image:
+                return 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
+    return 3
+
+
 def _load_folder(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    builder = tfds.ImageFolder(root)
-    _check_split(builder, root, split)
+    _check_split(tfds.ImageFolder(root), root, split)
+    # TFDS decodes ImageFolder images as RGB unless told otherwise; grayscale parts
+    # images (like Fashion-MNIST) should stay one channel.
+    builder = tfds.ImageFolder(root, shape=(None, None, _folder_channels(root, split)))
     ds = builder.as_dataset(split=split, as_supervised=False, shuffle_files=False)
     images, labels, first = [], [], None
     for example in tfds.as_numpy(ds):
