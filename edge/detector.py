@@ -85,6 +85,10 @@ class Detector:
             top = float(np.rint(np.float32(1.0) * np.float32(self._in_inv_scale))) + self._in_zero
             self._in_clip = not (self._in_lo <= self._in_zero and top <= self._in_hi)
         self._batch = int(ins[0]["shape"][0])
+        # A model exported with a fixed batch (TFLite Micro exports use 1) is run in chunks of
+        # that size; resizing its input would break shapes baked into Reshape/TransposeConv.
+        dynamic = int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1
+        self._chunk = MAX_BATCH if dynamic else self._batch
         self._fast_score = self.score_kind in ("mse", "mae")
         self._make_buffers(self._batch)
 
@@ -210,10 +214,10 @@ class Detector:
     def score(self, images) -> np.ndarray:
         """Return one anomaly score per image (float64, shape (N,)); higher = more anomalous."""
         x = self.prepare(images)
-        n = len(x)
-        if n <= MAX_BATCH:
+        n, chunk = len(x), self._chunk
+        if n <= chunk:
             return self._score_batch(x) if n else np.empty(0, np.float64)
-        return np.concatenate([self._score_batch(x[i : i + MAX_BATCH]) for i in range(0, n, MAX_BATCH)])
+        return np.concatenate([self._score_batch(x[i : i + chunk]) for i in range(0, n, chunk)])
 
     decision_function = score
 
@@ -233,9 +237,9 @@ class Detector:
     def reconstruct(self, images) -> np.ndarray:
         """Return the model's reconstructions as float32 in [0, 1], shape (N, H, W, C)."""
         x = self.prepare(images)
-        return np.concatenate(
-            [self._run(x[i : i + MAX_BATCH]).astype(np.float32) for i in range(0, len(x), MAX_BATCH)]
-        ) if len(x) else np.empty((0, *self.image_shape), np.float32)
+        if not len(x):
+            return np.empty((0, *self.image_shape), np.float32)
+        return np.concatenate([self._run(x[i : i + self._chunk]).astype(np.float32) for i in range(0, len(x), self._chunk)])
 
 
 def _quant_params(details: dict) -> tuple[float | None, float | None]:

@@ -173,6 +173,10 @@ def check_micro(tflite: bytes, inputs: np.ndarray, *, timeout: float = 120.0) ->
 
     lite = Interpreter(model_content=tflite, num_threads=1)
     lite.allocate_tensors()
+    got = (lite.get_input_details()[0]["dtype"], tuple(lite.get_input_details()[0]["shape"]))
+    if got[0] != np.int8 or got[1] != (1, *inputs.shape[1:]):
+        raise UserError(f"the TFLite Micro check needs a full-integer int8 model with input (1, {', '.join(map(str, inputs.shape[1:]))}). "
+                        f"Received: a model with input {np.dtype(got[0]).name} {got[1]}")
     in_idx, out_idx = lite.get_input_details()[0]["index"], lite.get_output_details()[0]["index"]
     expected = []
     for i in range(len(inputs)):
