@@ -227,6 +227,7 @@ def test_image_folder(tmp_path):
     assert x.shape == (6, 8, 8, 1) and x.dtype == np.float32 and y.dtype == np.int64
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert data.class_names(os.fspath(root)) == ["good", "scratch"]
+    assert data.describe(os.fspath(root))["image_shape"] == [8, 8, 1]
     assert sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
     s = data.one_class_split(os.fspath(root), 0)
     assert len(s.x_train) + len(s.x_val) == 3 and s.y_test.tolist().count(1) == 2

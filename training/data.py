@@ -177,22 +177,26 @@ def _load_named(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray
     return images, labels
 
 
-def _folder_channels(root: str, split: str) -> int:
-    """Return 1 when the split's first image is grayscale, else 3 (RGB; alpha is dropped)."""
+def _folder_shape(root: str, split: str) -> tuple[int | None, int | None, int]:
+    """Return the (height, width, channels) of the split's first image.
+
+    Channels are 1 for a grayscale image, else 3 (RGB; alpha is dropped).
+    """
     from PIL import Image
 
     for path in sorted(Path(root, split).glob("*/*")):
         if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
             with Image.open(path) as image:
-                return 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
-    return 3
+                channels = 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
+                return image.height, image.width, channels
+    return None, None, 3
 
 
 def _load_folder(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     _check_split(tfds.ImageFolder(root), root, split)
     # TFDS decodes ImageFolder images as RGB unless told otherwise; grayscale parts
     # images (like Fashion-MNIST) should stay one channel.
-    builder = tfds.ImageFolder(root, shape=(None, None, _folder_channels(root, split)))
+    builder = tfds.ImageFolder(root, shape=(None, None, _folder_shape(root, split)[2]))
     ds = builder.as_dataset(split=split, as_supervised=False, shuffle_files=False)
     images, labels, first = [], [], None
     for example in tfds.as_numpy(ds):
@@ -271,11 +275,15 @@ def describe(name: str, *, data_dir: str | os.PathLike | None = None) -> dict:
         builder = tfds.ImageFolder(os.path.expanduser(name))
         location = os.path.abspath(os.path.expanduser(name))
     image = builder.info.features["image"]
+    shape = list(image.shape)
+    if name not in DATASETS and builder.info.splits:
+        # An ImageFolder declares no shape; report the first image's.
+        shape = list(_folder_shape(location, _split_names(builder)[0]))
     return {
         "name": name,
         "version": str(builder.info.version),
         "location": location,
-        "image_shape": list(image.shape),
+        "image_shape": shape,
         "image_dtype": np.dtype(image.np_dtype).name,
         "splits": {s: int(builder.info.splits[s].num_examples) for s in _split_names(builder)},
         "class_names": list(builder.info.features["label"].names),
