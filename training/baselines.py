@@ -43,7 +43,10 @@ class PCABaseline:
         if len(flat) < 2:
             raise UserError(f"PCA needs at least 2 training images. Received: {len(flat)}")
         n = self.variance if self.variance < 1.0 else min(flat.shape)
-        self.pca_ = PCA(n_components=n, svd_solver="full").fit(flat)
+        # With far more images than pixels, the eigendecomposition of the covariance matrix gives the same
+        # components as a full SVD about ten times faster.
+        solver = "covariance_eigh" if flat.shape[0] >= 2 * flat.shape[1] else "full"
+        self.pca_ = PCA(n_components=n, svd_solver=solver).fit(flat)
         self.n_components_ = int(self.pca_.n_components_)
         self.input_shape_ = tuple(np.shape(x)[1:])
         self.decision_scores_ = self.decision_function(x)

@@ -14,6 +14,8 @@ from zoo.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the training package's subcommands to ``aezoo``."""
     _register_data(sub)
+    _register_train(sub)
+    _register_evaluate(sub)
 
 
 def _register_data(sub: argparse._SubParsersAction) -> None:
@@ -65,4 +67,154 @@ def _data_info(args: argparse.Namespace) -> int:
         print(f"    {split:<10} {count:>7,} examples")
     names = info["class_names"]
     print(f"  classes ({len(names)}): " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    return 0
+
+
+# --- train and evaluate (issue 4) -------------------------------------------------
+
+
+def _int_arg(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}. Received: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}. Received: {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {value}")
+    return value
+
+
+def _param_arg(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value (e.g. latent_dim=16). Received: {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare word such as relu
+    return key.strip(), value
+
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an autoencoder on one normal class (or all of them) and evaluate it",
+        description=(
+            "Train a zoo autoencoder with Keras fit on the normal class's training images (early stopping on the "
+            "normal validation images), calibrate the threshold on them, evaluate on the whole test split beside the "
+            "PCA baseline, and write the run folder: model.keras, config.json, history.json, threshold.json, "
+            "metrics.json, checkpoints/, logs/ (TensorBoard), plots/. --normal-class all trains one model per class "
+            "and writes summary.md and summary.json (the training benchmark)."
+        ),
+    )
+    # Defaults are None so that --resume can tell the flags given from the saved config.
+    p.add_argument("--model", help="zoo model name (see `aezoo models`); default conv_ae")
+    p.add_argument("--dataset", help="fashion_mnist (default), mnist, cifar10 or an ImageFolder directory")
+    p.add_argument("--normal-class", help="class id treated as normal, or 'all' for one model per class; default 0")
+    p.add_argument("--epochs", type=_int_arg(1), help="maximum epochs (early stopping may end sooner); default 30")
+    p.add_argument("--batch-size", type=_int_arg(1), help="default 128")
+    p.add_argument("--latent-dim", type=_int_arg(1), help="code size (the model's latent_dim parameter)")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate; default 0.001")
+    p.add_argument("--seed", type=_int_arg(0), help="random seed; default 0")
+    p.add_argument("--patience", type=_int_arg(1), help="early-stopping patience in epochs; default 5")
+    p.add_argument("--score", choices=("mse", "mae", "ssim", "elbo"), help="anomaly score; default mse")
+    p.add_argument("--threshold-method", choices=("percentile", "mean_std", "best_f1"), help="default percentile")
+    p.add_argument("--percentile", type=_positive_float, help="for --threshold-method percentile; default 99")
+    p.add_argument("--k", type=_positive_float, help="for --threshold-method mean_std; default 3")
+    p.add_argument("--param", action="append", type=_param_arg, default=[], metavar="KEY=VALUE",
+                   help="extra model parameter (JSON value), repeatable, e.g. --param filters=[8,16,32]")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATASET-CLASS)")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last backup")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training import fit
+
+    fields = {
+        "model": args.model, "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
+        "lr": args.lr, "seed": args.seed, "patience": args.patience, "score": args.score,
+        "threshold_method": args.threshold_method, "percentile": args.percentile, "k": args.k, "data_dir": args.data_dir,
+    }
+    overrides = {k: v for k, v in fields.items() if v is not None}
+    params = dict(args.param)
+    if args.latent_dim is not None:
+        params["latent_dim"] = args.latent_dim
+    if params:
+        overrides["params"] = params
+    every = str(args.normal_class).strip().lower() == "all"
+    if args.normal_class is not None and not every:
+        try:
+            overrides["normal_class"] = int(args.normal_class)
+        except ValueError:
+            raise UserError(f"--normal-class expects a class id (an integer) or 'all'. Received: --normal-class {args.normal_class}") from None
+    out = args.out
+    if args.resume and out is None:
+        raise UserError("--resume needs the --out run folder to continue. Received: no --out")
+    if out is None:
+        cfg = fit.TrainConfig(**overrides)
+        out = f"runs/{cfg.model}-{cfg.dataset.rstrip('/').replace('/', '_')}-{'all' if every else cfg.normal_class}"
+    verbose = 0 if args.quiet else "auto"
+    if every:
+        summary = fit.train_all(fit.TrainConfig(**overrides).validate(), out=out, resume=args.resume,
+                                verbose=0 if args.quiet else 2, plots=not args.no_plots)
+        print(fit.summary_markdown(summary))
+        print(f"wrote {out}/summary.md and {out}/summary.json")
+        return 0
+    from training.evaluate import format_report
+
+    if args.resume:
+        result = fit.train(out=out, resume=True, verbose=verbose, plots=not args.no_plots, **overrides)
+    else:
+        result = fit.train(out=out, verbose=verbose, plots=not args.no_plots, **overrides)
+    print(format_report(result.metrics))
+    h = result.history
+    print(f"trained {h['epochs_run']} epochs in {h['train_seconds']:.1f} s ({h['images_per_second']:.0f} images/s); "
+          f"best epoch {h['best_epoch'] + 1}; threshold {result.threshold['value']:.6g} ({result.threshold['method']})")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _register_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a run folder, a .keras model or a .tflite detector bundle",
+        description=(
+            "Score the test split of the one-class protocol, print and write the metrics (AUROC, AUPRC, precision, "
+            "recall, F1, FPR, per-class recall) beside the PCA baseline, and draw the plots."
+        ),
+    )
+    p.add_argument("target", metavar="RUN_OR_MODEL", help="run folder, .keras file or bundle directory")
+    p.add_argument("--dataset", help="default: the run's dataset, else fashion_mnist")
+    p.add_argument("--normal-class", type=_int_arg(0), help="default: the run's normal class (required otherwise)")
+    p.add_argument("--score", choices=("mse", "mae", "ssim", "elbo"), help="default: the run's score, else mse")
+    p.add_argument("--batch-size", type=_int_arg(1), default=256, help="inference batch size; default 256")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.add_argument("--out", metavar="DIR", help="where metrics.json and plots/ go (default RUN/evaluation)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_path
+
+    evaluate_path(args.target, dataset=args.dataset, normal_class=args.normal_class, data_dir=args.data_dir,
+                  out=args.out, score_kind=args.score, batch_size=args.batch_size, plots=not args.no_plots)
     return 0
