@@ -286,7 +286,7 @@ def export_model(
         extra[f"{C_ARRAY_NAME}.h"] = hdr
         report = check_micro(tflite, detector.quantize(x_val[:16]))
         extra["micro.json"] = json.dumps(report.to_dict(), indent=2) + "\n"
-        spec["micro"] = {k: v for k, v in report.to_dict().items() if k != "extra"}
+        spec["micro"] = report.to_dict()
     return _bundle.write_bundle(out, tflite, spec, extra)
 
 

@@ -64,6 +64,7 @@ def test_runs_under_tflite_micro(c_bundle):
     assert report["ok"] and report["unsupported_ops"] == []
     assert report["arena_bytes"] > 0 and report["arena_verified"]
     assert report["max_abs_diff_vs_litert"] <= 1 and report["images_compared"] > 0
+    assert report["max_abs_diff_vs_litert_xnnpack"] is not None
     spec = json.loads((c_bundle / "detector.json").read_text())
     assert spec["input"]["batch"] == 1 and spec["micro"]["arena_bytes"] == report["arena_bytes"]
 
