@@ -189,7 +189,7 @@ def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path):
     [
         (["train", "--model", "conv_aee", "--out", "{tmp}/a"], "unknown model"),
         (["train", "--normal-class", "12", "--out", "{tmp}/a"], "0..9"),
-        (["train", "--normal-class", "shirt", "--out", "{tmp}/a"], "integer) or 'all'"),
+        (["train", "--normal-class", "shirt", "--out", "{tmp}/a"], "a comma-separated list"),
         (["train", "--dataset", "imagenet42", "--out", "{tmp}/a"], "imagenet42"),
         (["train", "--epochs", "ten", "--out", "{tmp}/a"], "--epochs"),
         (["train", "--lr", "fast"], "--lr"),
@@ -213,3 +213,14 @@ def test_bad_input_exits_2_without_traceback(argv, message, tmp_path, capsys):
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_evaluate_a_tflite_bundle(trouser_run, trouser_split, tmp_path):
+    from edge.convert import export_run
+    from training import evaluate_path
+
+    export_run(trouser_run, tmp_path / "bundle", quant="float32")
+    report = evaluate_path(tmp_path / "bundle", normal_class=1, out=tmp_path / "eval", split=trouser_split,
+                           plots=False, verbose=False)
+    trained = json.loads((trouser_run / "metrics.json").read_text())
+    assert report["model"]["auroc"] == pytest.approx(trained["model"]["auroc"], abs=0.002)

@@ -124,7 +124,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     # Defaults are None so that --resume can tell the flags given from the saved config.
     p.add_argument("--model", help="zoo model name (see `aezoo models`); default conv_ae")
     p.add_argument("--dataset", help="fashion_mnist (default), mnist, cifar10 or an ImageFolder directory")
-    p.add_argument("--normal-class", help="class id treated as normal, or 'all' for one model per class; default 0")
+    p.add_argument("--normal-class", help="class id treated as normal; 'all' (or a list such as 0,6) for one model "
+                   "per class and a summary table; default 0")
     p.add_argument("--epochs", type=_int_arg(1), help="maximum epochs (early stopping may end sooner); default 30")
     p.add_argument("--batch-size", type=_int_arg(1), help="default 128")
     p.add_argument("--latent-dim", type=_int_arg(1), help="code size (the model's latent_dim parameter)")
@@ -159,12 +160,19 @@ def _train(args: argparse.Namespace) -> int:
         params["latent_dim"] = args.latent_dim
     if params:
         overrides["params"] = params
-    every = str(args.normal_class).strip().lower() == "all"
-    if args.normal_class is not None and not every:
-        try:
-            overrides["normal_class"] = int(args.normal_class)
-        except ValueError:
-            raise UserError(f"--normal-class expects a class id (an integer) or 'all'. Received: --normal-class {args.normal_class}") from None
+    text = str(args.normal_class).strip().lower()
+    every = text == "all" or "," in text
+    classes = None
+    try:
+        if "," in text:
+            classes = [int(c) for c in text.split(",") if c.strip()]
+        elif args.normal_class is not None and not every:
+            overrides["normal_class"] = int(text)
+    except ValueError:
+        raise UserError(
+            "--normal-class expects a class id (an integer), a comma-separated list of them, or 'all'. "
+            f"Received: --normal-class {args.normal_class}"
+        ) from None
     out = args.out
     if args.resume and out is None:
         raise UserError("--resume needs the --out run folder to continue. Received: no --out")
@@ -173,7 +181,10 @@ def _train(args: argparse.Namespace) -> int:
         out = f"runs/{cfg.model}-{cfg.dataset.rstrip('/').replace('/', '_')}-{'all' if every else cfg.normal_class}"
     verbose = 0 if args.quiet else "auto"
     if every:
-        summary = fit.train_all(fit.TrainConfig(**overrides).validate(), out=out, resume=args.resume,
+        config = fit.TrainConfig(**overrides).validate()
+        for k in classes or []:
+            fit.check_data_args(config.dataset, k, config.data_dir)
+        summary = fit.train_all(config, out=out, classes=classes, resume=args.resume,
                                 verbose=0 if args.quiet else 2, plots=not args.no_plots)
         print(fit.summary_markdown(summary))
         print(f"wrote {out}/summary.md and {out}/summary.json")

@@ -12,7 +12,7 @@ KINDS = SCORE_KINDS + ("elbo",)
 
 def reconstruct(model, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Return the reconstructions of ``x`` (inference mode: no corruption, VAE mean path)."""
-    if hasattr(model, "reconstruct") and not hasattr(model, "predict"):
+    if hasattr(model, "decision_function"):  # a detector (edge.Detector, PCABaseline), not a Keras model
         return np.asarray(model.reconstruct(x))
     return np.asarray(model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0))
 
