@@ -1,5 +1,53 @@
 """Autoencoder zoo: Keras 2 functional-API autoencoders, a registry and pretrained entries.
 
 Importing ``zoo`` does not import TensorFlow (so ``aezoo detect`` and ``edge`` run
-without it); the public names load on first use.
+without it); the public names load on first use (PEP 562 ``__getattr__``).
+
+    import zoo
+    zoo.list_models()                       # ['conv_ae', 'conv_vae', 'dense_ae', ...]
+    model = zoo.build("conv_ae", latent_dim=16)
+    zoo.encoder(model), zoo.decoder(model)  # input -> code, code -> reconstruction
+    qat = zoo.qat_model(model)              # quantization-aware copy for TFMOT
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "register_model": "zoo.registry",
+    "list_models": "zoo.registry",
+    "model_info": "zoo.registry",
+    "build": "zoo.registry",
+    "config_for": "zoo.registry",
+    "load_model": "zoo.registry",
+    "ModelConfig": "zoo.registry",
+    "ModelInfo": "zoo.registry",
+    "custom_objects": "zoo.layers",
+    "quantize_scope": "zoo.layers",
+    "qat_model": "zoo.layers",
+    "encoder": "zoo.models.common",
+    "decoder": "zoo.models.common",
+    "is_variational": "zoo.models.common",
+    "negative_elbo": "zoo.models.vae",
+    "sample": "zoo.models.vae",
+    "load": "zoo.pretrained",
+    "list_pretrained": "zoo.pretrained",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

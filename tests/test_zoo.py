@@ -1,0 +1,296 @@
+"""The model zoo: every registered variant is built, trained, saved, quantized and converted.
+
+Parametrized over ``zoo.list_models()``, so a new variant is tested as soon as it
+is registered. Trained models are shared between tests through a module cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.errors import UserError
+
+SHAPES = {"28x28x1": (28, 28, 1), "32x32x3": (32, 32, 3), "vec64": (64,)}
+INT8_LIMIT = 64 * 1024
+SEED = 0
+
+
+def _cases() -> list:
+    cases = []
+    for name in zoo.list_models():
+        kinds = zoo.model_info(name).input_kinds
+        for key, shape in SHAPES.items():
+            if ("vector" if len(shape) == 1 else "image") in kinds:
+                cases.append(pytest.param(name, shape, id=f"{name}-{key}"))
+    return cases
+
+
+CASES = _cases()
+
+
+def make_data(shape: tuple[int, ...], n: int = 64, seed: int = SEED) -> np.ndarray:
+    """Learnable data in [0, 1]: a few Gaussian blobs per image, or low-rank vectors."""
+    rng = np.random.default_rng(seed)
+    if len(shape) == 1:
+        z = rng.standard_normal((n, 4))
+        w = rng.standard_normal((4, shape[0]))
+        return (1 / (1 + np.exp(-(z @ w)))).astype(np.float32)
+    h, w, c = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.zeros((n, h, w, c), np.float32)
+    for i in range(n):
+        for _ in range(3):
+            cy, cx = rng.uniform(0.2, 0.8, 2) * (h, w)
+            s = rng.uniform(0.08, 0.2) * h
+            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+            out[i] += blob[..., None] * rng.uniform(0.3, 1.0, c)
+    return np.clip(out, 0, 1)
+
+
+def to_int8(model, representative: np.ndarray) -> bytes:
+    """Full-integer int8 TFLite (int8 in/out). Local until edge.convert is unified (lead)."""
+    from zoo.keras import tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([r[None]] for r in representative)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def run_int8(flatbuffer: bytes, x: np.ndarray) -> np.ndarray:
+    """Run an int8 model with LiteRT on float images; return dequantized outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=flatbuffer, num_threads=1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    results = []
+    for img in x:
+        q = np.clip(np.round(img / s_in + z_in), -128, 127).astype(np.int8)
+        interp.set_tensor(inp["index"], q[None])
+        interp.invoke()
+        results.append((interp.get_tensor(out["index"])[0].astype(np.float32) - z_out) * s_out)
+    return np.stack(results)
+
+
+_TRAINED: dict = {}
+
+
+def trained(name: str, shape: tuple[int, ...]):
+    """(model, data, loss history) of ``name`` trained a few steps; built once per module."""
+    key = (name, shape)
+    if key not in _TRAINED:
+        from zoo.keras import keras
+
+        keras.utils.set_random_seed(SEED)
+        x = make_data(shape)
+        model = zoo.build(name, input_shape=shape)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        history = model.fit(x, x, batch_size=16, epochs=3, shuffle=False, verbose=0).history["loss"]
+        _TRAINED[key] = (model, x, history)
+    return _TRAINED[key]
+
+
+# ---------------------------------------------------------------- every variant
+@pytest.mark.parametrize("name, shape", CASES)
+def test_builds_flat_model_with_stable_names(name, shape):
+    from zoo.keras import keras
+
+    model = zoo.build(name, input_shape=shape)
+    assert model.name == name
+    assert tuple(model.input_shape[1:]) == shape and tuple(model.output_shape[1:]) == shape
+    assert not any(isinstance(layer, (keras.Model, keras.layers.Lambda)) for layer in model.layers)
+    names = [layer.name for layer in model.layers]
+    assert any(n in ("latent", "z_mean") for n in names)
+    assert any(n.startswith("dec_") for n in names)
+    y = model(make_data(shape, n=4), training=False).numpy()
+    assert y.min() >= 0.0 and y.max() <= 1.0  # sigmoid output
+
+
+@pytest.mark.parametrize("name, shape", CASES)
+def test_trains_loss_goes_down(name, shape):
+    _, _, history = trained(name, shape)
+    assert np.all(np.isfinite(history))
+    assert history[-1] < history[0], history
+
+
+@pytest.mark.parametrize("name, shape", CASES)
+def test_save_load_reproduces_outputs_and_parts(name, shape, tmp_path):
+    model, x, _ = trained(name, shape)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = zoo.load_model(path)
+    assert loaded.name == name
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    # encoder + decoder recompose the deterministic reconstruction, also after loading.
+    code = zoo.encoder(loaded).predict(x, verbose=0)
+    assert code.ndim == 2
+    np.testing.assert_allclose(zoo.decoder(loaded).predict(code, verbose=0), loaded.predict(x, verbose=0), atol=1e-5)
+    assert zoo.is_variational(loaded) == (name in ("vae", "conv_vae") or zoo.is_variational(model))
+
+
+@pytest.mark.parametrize("name, shape", CASES)
+def test_qat_and_int8_tflite(name, shape):
+    from zoo.keras import keras
+
+    model, x, _ = trained(name, shape)
+    qat = zoo.qat_model(model)
+    assert len(qat.layers) == len(model.layers) + 1  # + the input quantize layer
+    flatbuffers = {}
+    if shape == (28, 28, 1):
+        # QAT training keeps the extra loss terms (KL, sparsity) of the custom layers.
+        qat(x[:4], training=True)
+        assert len(qat.losses) == len(model.losses)
+        qat.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+        assert np.isfinite(qat.fit(x, x, batch_size=16, epochs=1, verbose=0).history["loss"][-1])
+        flatbuffers["ptq"] = to_int8(model, x[:16])
+    flatbuffers["qat"] = to_int8(qat, x[:16])
+    for kind, fb in flatbuffers.items():
+        y = run_int8(fb, x[:4])
+        reference = (qat if kind == "qat" else model).predict(x[:4], verbose=0)
+        assert y.shape == reference.shape
+        assert np.abs(y - reference).mean() < 0.05, kind
+        if shape == (28, 28, 1):
+            assert len(fb) <= INT8_LIMIT, f"{name} {kind} int8 model is {len(fb)} bytes"
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_config_round_trips_json(name):
+    config = zoo.config_for(name, latent_dim=8)
+    data = json.loads(config.to_json())
+    assert type(config).from_dict(data) == config
+    model = zoo.build(name, **data)  # lists from JSON are accepted for tuples
+    assert model.name == name
+
+
+# ---------------------------------------------------------------- errors
+def test_unknown_model_suggests_close_matches():
+    with pytest.raises(UserError) as err:
+        zoo.build("conv_aee")
+    msg = str(err.value)
+    assert "Did you mean 'conv_ae'" in msg and "Received: name='conv_aee'" in msg
+    for name in zoo.list_models():
+        assert name in msg
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(UserError) as err:
+        zoo.build("conv_ae", latnt_dim=8)
+    msg = str(err.value)
+    assert "latnt_dim" in msg and "Did you mean 'latent_dim'" in msg and "filters" in msg
+
+
+@pytest.mark.parametrize(
+    "name, params, received",
+    [
+        ("dense_ae", {"latent_dim": 0}, "latent_dim=0"),
+        ("conv_ae", {"filters": (8, -1)}, "filters=(8, -1)"),
+        ("conv_ae", {"input_shape": (64,)}, "input_shape=(64,)"),
+        ("conv_vae", {"input_shape": (28, 28)}, "input_shape=(28, 28)"),
+        ("denoising_ae", {"corruption": "blur"}, "corruption='blur'"),
+        ("denoising_ae", {"strength": 1.5}, "strength=1.5"),
+        ("sparse_ae", {"rho": 1.0}, "rho=1.0"),
+        ("sparse_ae", {"sparsity": "l2"}, "sparsity='l2'"),
+        ("vae", {"beta": -1}, "beta=-1"),
+    ],
+)
+def test_invalid_values_quote_the_received_value(name, params, received):
+    with pytest.raises(UserError, match="Received: " + received.replace("(", r"\(").replace(")", r"\)")):
+        zoo.build(name, **params)
+
+
+def test_conv_families_reject_vector_inputs():
+    for name in zoo.list_models():
+        if "vector" not in zoo.model_info(name).input_kinds:
+            with pytest.raises(UserError, match="image shape"):
+                zoo.build(name, input_shape=(64,))
+
+
+# ---------------------------------------------------------------- VAE
+@pytest.mark.parametrize("name", [n for n in zoo.list_models() if n.endswith("vae")])
+def test_vae_kl_sampling_and_determinism(name):
+    model, x, _ = trained(name, (28, 28, 1))
+    assert zoo.is_variational(model)
+    model(x[:8], training=True)
+    assert model.losses and all(float(loss) >= 0.0 for loss in model.losses)
+    a = model(x[:8], training=False).numpy()
+    b = model(x[:8], training=False).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model(x[:8], training=True).numpy(), a)  # sampling is active in training
+    samples = zoo.sample(model, 5, seed=1)
+    assert samples.shape == (5, 28, 28, 1) and samples.min() >= 0.0 and samples.max() <= 1.0
+    np.testing.assert_array_equal(samples, zoo.sample(model, 5, seed=1))
+    scores = zoo.negative_elbo(model, x[:8])
+    assert scores.shape == (8,) and np.all(np.isfinite(scores))
+    # the negative ELBO is reconstruction MSE plus a non-negative KL / D
+    mse = ((model.predict(x[:8], verbose=0) - x[:8]) ** 2).mean(axis=(1, 2, 3))
+    assert np.all(scores >= mse - 1e-6)
+    assert zoo.negative_elbo(model, x[:8], samples=3, seed=0).shape == (8,)
+
+
+def test_non_variational_model_cannot_sample():
+    with pytest.raises(UserError, match="variational"):
+        zoo.sample(zoo.build("dense_ae"), 2)
+
+
+# ---------------------------------------------------------------- sparse AE
+@pytest.mark.parametrize("sparsity", ["kl", "l1"])
+def test_sparsity_penalty_lowers_mean_code_activation(sparsity):
+    """Same data, seed and steps; the only difference is the penalty weight."""
+    from zoo.keras import keras
+
+    x = make_data((28, 28, 1), n=128, seed=1)
+    means = {}
+    for weight in (0.0, 1.0 if sparsity == "kl" else 0.5):
+        keras.utils.set_random_seed(SEED)
+        model = zoo.build("sparse_ae", sparsity=sparsity, sparsity_weight=weight)
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+        model.fit(x, x, batch_size=32, epochs=5, shuffle=False, verbose=0)
+        means[weight] = float(np.abs(zoo.encoder(model).predict(x, verbose=0)).mean())
+    plain, sparse = means.values()
+    assert sparse < 0.8 * plain, means
+
+
+# ---------------------------------------------------------------- denoising
+@pytest.mark.parametrize("corruption", ["gaussian", "salt_pepper", "mask"])
+def test_corruption_only_in_training(corruption):
+    model = zoo.build("denoising_ae", corruption=corruption, strength=0.3)
+    layer = model.get_layer("corrupt")
+    x = make_data((28, 28, 1), n=4)
+    noisy = layer(x, training=True).numpy()
+    assert not np.array_equal(noisy, x)
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    np.testing.assert_array_equal(model(x, training=False).numpy(), model(x, training=False).numpy())
+
+
+# ---------------------------------------------------------------- package surface
+def test_import_is_tensorflow_free():
+    code = (
+        "import sys, zoo, zoo.errors, zoo.commands, zoo.cli; zoo.cli.build_parser(); "
+        "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules, 'TensorFlow imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_models_command_lists_every_variant(capsys):
+    import zoo.cli
+
+    assert zoo.cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated" in out.splitlines()[0]
+    for name in zoo.list_models():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        params = zoo.build(name).count_params()
+        assert f"{params:,}" in line
