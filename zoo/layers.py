@@ -209,12 +209,18 @@ def quantize_scope() -> Iterator[None]:
         yield
 
 
-def qat_model(model: Any) -> Any:
+def qat_model(model: Any, scheme: Any = None) -> Any:
     """Return a quantization-aware copy of a zoo model (weights copied, uncompiled).
 
     Every layer is annotated: built-in ones with TFMOT's default 8-bit scheme,
     the zoo's custom layers with their no-op ``QuantizeConfig``; then
     ``quantize_apply`` runs inside ``quantize_scope()``.
+
+    Args:
+        model: a zoo model.
+        scheme: a TFMOT ``QuantizeScheme`` for ``quantize_apply``, e.g. a pruning- or
+            cluster-preserving one (``training.compress``). Defaults to None (TFMOT's
+            default 8-bit scheme).
     """
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
@@ -228,4 +234,6 @@ def qat_model(model: Any) -> Any:
     # clone_model re-initializes weights; the annotated copy must start from the trained ones.
     annotated.set_weights(model.get_weights())
     with quantize_scope():
-        return tfmot.quantization.keras.quantize_apply(annotated)
+        if scheme is None:
+            return tfmot.quantization.keras.quantize_apply(annotated)
+        return tfmot.quantization.keras.quantize_apply(annotated, scheme)
