@@ -155,6 +155,10 @@ def test_qat_and_int8_tflite(name, shape):
         qat.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
         assert np.isfinite(qat.fit(x, x, batch_size=16, epochs=1, verbose=0).history["loss"][-1])
         flatbuffers["ptq"] = to_int8(model, x[:16])
+        # `aezoo models` estimates this size without converting.
+        from zoo.commands import int8_size_estimate
+
+        assert abs(int8_size_estimate(model) - len(flatbuffers["ptq"])) < 0.05 * len(flatbuffers["ptq"])
     flatbuffers["qat"] = to_int8(qat, x[:16])
     for kind, fb in flatbuffers.items():
         y = run_int8(fb, x[:4])
