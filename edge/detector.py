@@ -108,6 +108,28 @@ class Detector:
         data, spec = _bundle.read_bundle(bundle, verify=verify)
         return cls(data, spec, num_threads=num_threads)
 
+    @classmethod
+    def from_zoo(cls, model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
+                 num_threads: int = 1, root: str | os.PathLike | None = None) -> "Detector":
+        """Load the int8 detector of a pretrained zoo entry (saved_models/, see ``zoo.pretrained``).
+
+        Reads manifest.json with ``json`` only and checks the bundle files' sha256
+        against it, so this works without TensorFlow.
+
+        Args:
+            model: the variant name, e.g. "conv_ae".
+            dataset: the dataset it was trained on. Defaults to "fashion_mnist".
+            normal_class: the class it treats as normal. Defaults to 0.
+            num_threads: LiteRT CPU threads. Defaults to 1.
+            root: the saved_models folder. Defaults to ``$AEZOO_SAVED_MODELS`` or the repository's saved_models/.
+
+        Raises:
+            UserError: unknown entry (listing the available ones), or a missing, truncated or altered file.
+        """
+        from zoo import pretrained
+
+        return cls.load(pretrained.detector_dir(model, dataset, normal_class, root=root), num_threads=num_threads)
+
     def __repr__(self) -> str:
         return (f"Detector(model={self.spec['provenance'].get('model')!r}, quant={self.spec['model']['quant']!r}, "
                 f"input={self.image_shape}, score={self.score_kind!r}, threshold_={self.threshold_:.6g})")

@@ -1,0 +1,62 @@
+"""`aezoo demo` end to end (1 training epoch, 1 QAT epoch), and its pretrained-entry step."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from zoo import pretrained
+from zoo.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(fashion_mnist_ready, tmp_path_factory):
+    base = tmp_path_factory.mktemp("demo")
+    empty = base / "no_saved_models"
+    mp = pytest.MonkeyPatch()
+    mp.setenv(pretrained.ENV, str(empty))
+    try:
+        code = main(["demo", "--epochs", "1", "--qat-epochs", "1", "--out", str(base / "out")])
+    finally:
+        mp.undo()
+    assert code == 0
+    return base / "out"
+
+
+def test_demo_writes_the_entry_plots_and_summary(demo, capsys):
+    for name in pretrained.ENTRY_FILES:
+        assert (demo / "entry" / name).is_file(), name
+    summary = json.loads((demo / "demo.json").read_text())
+    m = summary["entry"]["metrics"]
+    assert m["int8"]["auroc"] > 0.6 and m["pca"]["auroc"] > 0.8
+    assert summary["pretrained"] is None
+    assert (demo / "comparison_roc.png").stat().st_size > 10_000
+    for name in ("run/plots/training_curves.png", "run/plots/reconstructions.png", "run/int8/plots/roc.png",
+                 "run/int8/plots/reconstructions.png"):
+        assert (demo / name).stat().st_size > 5_000, name
+    assert len(summary["detector_scores"]) == 10
+
+
+def test_demo_loads_a_pretrained_entry_when_there_is_one(demo, tmp_path, monkeypatch, capsys):
+    """The demo's own entry, recorded in a saved_models folder, is what step 5 loads and uses."""
+    import numpy as np
+
+    from training.commands import _demo_pretrained
+    from training.data import class_names, one_class_split
+
+    root = tmp_path / "saved_models"
+    shutil.copytree(demo / "entry", root / "conv_ae" / "fashion_mnist" / "class_0")
+    record = json.loads((demo / "demo.json").read_text())["entry"]
+    pretrained.record_entry(record, root)
+    monkeypatch.setenv(pretrained.ENV, str(root))
+    split = one_class_split("fashion_mnist", 0)
+    names = class_names("fashion_mnist")
+    idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])  # the demo's images
+    result = _demo_pretrained(0, split.x_test[idx], split.test_labels[idx], names, record)
+    out = capsys.readouterr().out
+    assert "sha256 verified" in out and result["entry"] == "conv_ae/fashion_mnist/class_0"
+    demo_scores = json.loads((demo / "demo.json").read_text())["detector_scores"]
+    assert result["scores"] == pytest.approx([demo_scores[n] for n in names])
+    assert result["int8_auroc"] == record["metrics"]["int8"]["auroc"]

@@ -1,0 +1,193 @@
+"""The pretrained zoo (issue 6): a tiny real build, loading with sha256 checks, resume, the README table,
+and the manifest's metrics re-evaluated through the code path of `aezoo evaluate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo import pretrained
+from zoo.cli import main
+from zoo.errors import UserError
+
+REPO = Path(__file__).resolve().parent.parent
+KEY = "conv_ae/fashion_mnist/class_0"
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(fashion_mnist_ready, tmp_path_factory) -> Path:
+    """A real one-entry zoo: conv_ae, class 0, 1 training epoch, 1 QAT epoch, built through the CLI."""
+    base = tmp_path_factory.mktemp("zoo")
+    root = base / "saved_models"
+    code = main(["zoo", "build", "--dataset", "fashion_mnist", "--models", "conv_ae", "--classes", "0", "--epochs", "1",
+                 "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
+    assert code == 0
+    return root
+
+
+@pytest.fixture
+def damaged(tiny_zoo, tmp_path) -> Path:
+    """A private copy of the tiny zoo that a test may damage."""
+    copy = tmp_path / "saved_models"
+    shutil.copytree(tiny_zoo, copy)
+    return copy
+
+
+def test_build_writes_entry_and_manifest(tiny_zoo):
+    manifest = json.loads((tiny_zoo / "manifest.json").read_text())
+    assert list(manifest["entries"]) == [KEY]
+    e = manifest["entries"][KEY]
+    entry_dir = tiny_zoo / KEY
+    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)
+    for name, want in e["files"].items():
+        assert (entry_dir / name).stat().st_size == want["bytes"]
+    assert not pretrained.entry_problems(e, tiny_zoo)
+    for kind in ("float", "qat", "int8", "pca"):
+        assert 0.5 < e["metrics"][kind]["auroc"] <= 1 and 0 < e["metrics"][kind]["auprc"] <= 1
+    assert e["threshold"]["int8"]["value"] > 0 and e["latency"]["median_us"] > 0 and e["latency"]["iterations"] >= 100
+    assert e["size"]["tflite_bytes"] <= 64 * 1024
+    assert e["timing"]["entry_seconds"] > e["timing"]["train_seconds"] > 0
+    assert e["seed"] == 0 and e["hyperparameters"]["train"]["epochs"] == 1 and e["hyperparameters"]["qat"]["method"] == "qat"
+    assert e["hyperparameters"]["model"]["latent_dim"] > 0
+    assert "test labels chose nothing" in e["hyperparameter_selection"]
+    for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tensorflow-datasets"):
+        assert e["versions"][dist]
+    assert manifest["sessions"][-1]["built"] == 1 and manifest["total_entry_seconds"] > 0
+    card = json.loads((entry_dir / "card.json").read_text())
+    assert card["metrics"] == e["metrics"] and card["budget_seconds_per_entry"] == 45
+    # Only the entry's files: no checkpoints, logs, plots or backups in saved_models.
+    assert sorted(str(p.relative_to(tiny_zoo)) for p in tiny_zoo.rglob("*") if p.is_file()) == sorted(
+        ["manifest.json"] + [f"{KEY}/{n}" for n in pretrained.ENTRY_FILES])
+    assert pretrained.total_bytes(tiny_zoo) < pretrained.MAX_TOTAL_BYTES
+
+
+def test_load_and_from_zoo(tiny_zoo, monkeypatch):
+    import zoo
+    from edge import Detector
+
+    monkeypatch.setenv(pretrained.ENV, str(tiny_zoo))
+    model = zoo.load("conv_ae", dataset="fashion_mnist", normal_class=0)
+    assert model.name == "conv_ae" and model.input_shape == (None, 28, 28, 1)
+    det = Detector.from_zoo("conv_ae", dataset="fashion_mnist", normal_class=0)
+    e = zoo.list_pretrained()[0]
+    assert det.threshold_ == e["threshold"]["int8"]["value"]
+    with pytest.raises(UserError, match=r"no pretrained entry conv_ae/fashion_mnist/class_3.*conv_ae/fashion_mnist classes \[0\]"):
+        zoo.load("conv_ae", normal_class=3)
+    with pytest.raises(UserError, match="Did you mean 'conv_ae'"):
+        Detector.from_zoo("conv_aee")
+
+
+def test_from_zoo_runs_without_tensorflow(tiny_zoo):
+    code = ("import sys, numpy as np\n"
+            "from edge import Detector\n"
+            "d = Detector.from_zoo('conv_ae', dataset='fashion_mnist', normal_class=0)\n"
+            "s = d.score(np.zeros((3, 28, 28, 1), np.float32))\n"
+            "assert s.shape == (3,)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')]\n"
+            "assert not bad, bad\n"
+            "print('ok')\n")
+    env = {**os.environ, pretrained.ENV: str(tiny_zoo)}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def _expect(exc, path: str, what: str, e: dict) -> None:
+    msg = str(exc.value)
+    assert path in msg and what in msg, msg
+    assert e["files"][path.split(f"{KEY}/")[1]]["sha256"] in msg
+    assert "aezoo zoo build --dataset fashion_mnist --models conv_ae --classes 0" in msg and "git checkout" in msg
+
+
+def test_altered_truncated_missing_files_are_refused(damaged):
+    import zoo
+    from edge import Detector
+
+    e = pretrained.get_entry("conv_ae", root=damaged)
+    tfl = damaged / KEY / "detector" / "model.tflite"
+    data = bytearray(tfl.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tfl.write_bytes(bytes(data))
+    with pytest.raises(UserError) as exc:
+        Detector.from_zoo("conv_ae", root=damaged)
+    _expect(exc, f"{KEY}/detector/model.tflite", "altered", e)
+    assert pretrained.sha256_file(tfl) in str(exc.value)  # the actual hash
+
+    keras_file = damaged / KEY / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:1000])
+    with pytest.raises(UserError) as exc:
+        zoo.load("conv_ae", root=damaged)
+    _expect(exc, f"{KEY}/model.keras", "truncated", e)
+
+    (damaged / KEY / "detector" / "detector.json").unlink()
+    with pytest.raises(UserError) as exc:
+        Detector.from_zoo("conv_ae", root=damaged)
+    _expect(exc, f"{KEY}/detector/detector.json", "missing", e)
+
+    assert len(pretrained.check_entry(KEY, damaged)) == 3  # so `zoo build` would rebuild it
+    assert main(["zoo", "verify", "--saved-models", str(damaged)]) == 1
+
+
+def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
+    before = json.loads((tiny_zoo / "manifest.json").read_text())["entries"]
+    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "1", "--qat-epochs", "1",
+                 "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo)])
+    assert code == 0
+    assert "built 0 entries, skipped 1" in capsys.readouterr().out
+    after = json.loads((tiny_zoo / "manifest.json").read_text())
+    assert after["entries"] == before and after["sessions"][-1]["skipped"] == 1
+    assert main(["zoo", "verify", "--saved-models", str(tiny_zoo)]) == 0
+
+
+def test_list_and_table(tiny_zoo, tmp_path, capsys):
+    assert main(["zoo", "list", "--saved-models", str(tiny_zoo)]) == 0
+    out = capsys.readouterr().out
+    e = pretrained.get_entry("conv_ae", root=tiny_zoo)
+    assert KEY in out and f"{e['metrics']['int8']['auroc']:.4f}" in out
+    table = pretrained.zoo_table(root=tiny_zoo)
+    assert f"| conv_ae | {e['metrics']['int8']['auroc']:.3f} |" in table
+    assert f"| PCA (90% variance) | {e['metrics']['pca']['auroc']:.3f} |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Pretrained zoo\n\n{pretrained.TABLE_START}\nold\n{pretrained.TABLE_END}\n\nrest\n")
+    assert main(["zoo", "table", "--saved-models", str(tiny_zoo), "--write", str(readme)]) == 0
+    assert pretrained.readme_table(readme) == table.strip()
+    assert readme.read_text().endswith("\n\nrest\n")
+    assert not pretrained.write_readme_table(readme, table)  # already up to date
+
+
+def test_readme_table_matches_the_manifest():
+    readme = REPO / "README.md"
+    section = pretrained.readme_table(readme)  # the markers exist in any case
+    root = REPO / "saved_models"
+    manifest = pretrained.read_manifest(root)
+    if not manifest["entries"]:
+        pytest.skip("saved_models/manifest.json has no entries yet")
+    assert section == pretrained.zoo_table(manifest).strip(), "README zoo table is stale: run `aezoo zoo table --write README.md`"
+
+
+@pytest.mark.parametrize("which", ["tiny", "repo"])
+def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fashion_mnist_ready):
+    """Re-evaluate up to two entries' int8 detectors on the real test split; they must give the manifest's numbers."""
+    from edge import Detector
+    from training.data import one_class_split
+    from training.evaluate import evaluate_detector
+
+    root = tiny_zoo if which == "tiny" else REPO / "saved_models"
+    records = pretrained.list_pretrained(root=root)
+    if not records:
+        pytest.skip(f"{root} has no entries yet")
+    sample = [records[i] for i in sorted(set(np.random.default_rng(0).choice(len(records), min(2, len(records)), replace=False)))]
+    for e in sample:
+        det = Detector.from_zoo(e["model"], dataset=e["dataset"], normal_class=e["normal_class"], root=root)
+        split = one_class_split(e["dataset"], e["normal_class"])
+        report = evaluate_detector(det, split, det.threshold_, score_kind=det.score_kind, plots=False)
+        for key in ("auroc", "auprc", "f1", "fpr"):
+            assert report["model"][key] == pytest.approx(e["metrics"]["int8"][key], abs=1e-9), (e["path"], key)
+        assert report["pca"]["auroc"] == pytest.approx(e["metrics"]["pca"]["auroc"], abs=1e-9)

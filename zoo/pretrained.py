@@ -1,0 +1,340 @@
+"""Pretrained entries in ``saved_models/``: the manifest, sha256 verification, loading, the zoo table.
+
+TensorFlow-free: ``edge.Detector.from_zoo`` uses it on a device. Only :func:`load`
+imports TensorFlow (to return the Keras model). Layout::
+
+    saved_models/manifest.json                         every entry: files + sha256, metrics, timing, ...
+    saved_models/<model>/<dataset>/class_<k>/model.keras       the trained float model
+    saved_models/<model>/<dataset>/class_<k>/detector/         the int8 bundle (model.tflite + detector.json)
+    saved_models/<model>/<dataset>/class_<k>/card.json         the model card
+
+The folder is the repository's ``saved_models/`` (beside the ``zoo`` package),
+or ``$AEZOO_SAVED_MODELS`` when set. Entries are written by ``aezoo zoo build``
+(``training.pipeline.build_zoo``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from zoo.errors import UserError
+from zoo.files import sha256_file, write_json, write_text
+
+MANIFEST = "manifest.json"
+FORMAT = "aezoo-zoo-manifest"
+FORMAT_VERSION = 1
+ENV = "AEZOO_SAVED_MODELS"
+MAX_TOTAL_BYTES = 50 * 1024 * 1024
+TABLE_START = "<!-- zoo-table:start -->"
+TABLE_END = "<!-- zoo-table:end -->"
+# Files of an entry, relative to its folder; all of them are hashed in the manifest.
+ENTRY_FILES = ("model.keras", "detector/model.tflite", "detector/detector.json", "card.json")
+# Build sessions kept in the manifest (the newest ones).
+MAX_SESSIONS = 50
+
+
+def saved_models_dir(root: str | os.PathLike | None = None) -> Path:
+    """Return the saved_models folder: ``root``, else ``$AEZOO_SAVED_MODELS``, else the repository's ``saved_models/``."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "saved_models"
+
+
+def entry_key(model: str, dataset: str, normal_class: int) -> str:
+    """Return the entry's key, which is also its folder under saved_models: ``<model>/<dataset>/class_<k>``."""
+    return f"{model}/{dataset}/class_{int(normal_class)}"
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of the packages that produced an entry (read from metadata; nothing is imported)."""
+    import platform
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tensorflow-datasets", "ai-edge-litert",
+                 "numpy", "autoencoder-zoo"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def file_records(entry_dir: str | os.PathLike, names: Iterable[str] = ENTRY_FILES) -> dict[str, dict]:
+    """Return ``{relative name: {"sha256", "bytes"}}`` for the files of an entry folder."""
+    entry_dir = Path(entry_dir)
+    return {name: {"sha256": sha256_file(entry_dir / name), "bytes": (entry_dir / name).stat().st_size} for name in names}
+
+
+# -- the manifest ----------------------------------------------------------------------------------------------
+
+
+def _empty_manifest() -> dict:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "description": "Pretrained autoencoder zoo: one entry per model, dataset and normal class "
+                           "(written by `aezoo zoo build`; evaluated as in PROTOCOL.md).",
+            "entries": {}, "sessions": []}
+
+
+def read_manifest(root: str | os.PathLike | None = None) -> dict:
+    """Return the manifest of ``root`` (an empty one when the file does not exist yet)."""
+    path = saved_models_dir(root) / MANIFEST
+    if not path.is_file():
+        return _empty_manifest()
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); restore it with `git checkout -- {_shown(path)}` "
+                        "or rebuild the zoo with `aezoo zoo build`.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("entries"), dict):
+        raise UserError(f"{path} is not an aezoo zoo manifest: expected \"format\": \"{FORMAT}\" and an \"entries\" object. "
+                        f"Received: format={manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} has format_version {manifest.get('format_version')!r}; this version of aezoo reads "
+                        f"{FORMAT_VERSION}. Rebuild the zoo with `aezoo zoo build`.")
+    return manifest
+
+
+def _sort_key(record: dict) -> tuple:
+    return (record["model"], record["dataset"], int(record["normal_class"]))
+
+
+def _write_manifest(manifest: dict, root: Path) -> None:
+    entries = sorted(manifest["entries"].values(), key=_sort_key)
+    manifest["entries"] = {entry_key(r["model"], r["dataset"], r["normal_class"]): r for r in entries}
+    manifest["total_entry_seconds"] = round(sum(r["timing"]["entry_seconds"] for r in entries), 1)
+    write_json(root / MANIFEST, manifest)
+
+
+def record_entry(record: dict, root: str | os.PathLike | None = None) -> Path:
+    """Add or replace an entry (a ``training.pipeline.run_entry`` record) in the manifest; return its path."""
+    root = saved_models_dir(root)
+    manifest = read_manifest(root)
+    record = {k: v for k, v in record.items() if k != "reports"}
+    manifest["entries"][entry_key(record["model"], record["dataset"], record["normal_class"])] = record
+    _write_manifest(manifest, root)
+    return root / MANIFEST
+
+
+def record_session(session: dict, root: str | os.PathLike | None = None) -> None:
+    """Append a build session (what ran, how long) to the manifest."""
+    import datetime
+
+    root = saved_models_dir(root)
+    manifest = read_manifest(root)
+    session = {"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **session}
+    manifest["sessions"] = (manifest.get("sessions") or [])[-(MAX_SESSIONS - 1):] + [session]
+    _write_manifest(manifest, root)
+
+
+def list_pretrained(pattern: str = "*", *, dataset: str | None = None, root: str | os.PathLike | None = None) -> list[dict]:
+    """Return the manifest records of the entries whose model matches ``pattern`` (a glob), sorted.
+
+    Example::
+
+        [(r["model"], r["normal_class"], r["metrics"]["int8"]["auroc"]) for r in zoo.list_pretrained("conv_*")]
+    """
+    entries = read_manifest(root)["entries"].values()
+    return sorted((r for r in entries if fnmatch.fnmatchcase(r["model"], pattern) and dataset in (None, r["dataset"])),
+                  key=_sort_key)
+
+
+def _available(entries: dict) -> str:
+    if not entries:
+        return "none (build them with `aezoo zoo build --dataset fashion_mnist`)"
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in entries.values():
+        groups.setdefault((r["model"], r["dataset"]), []).append(int(r["normal_class"]))
+    return "; ".join(f"{m}/{d} classes {sorted(ks)}" for (m, d), ks in sorted(groups.items()))
+
+
+def get_entry(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
+              root: str | os.PathLike | None = None) -> dict:
+    """Return the manifest record of an entry; an unknown entry is a UserError listing the available ones."""
+    root = saved_models_dir(root)
+    entries = read_manifest(root)["entries"]
+    key = entry_key(model, dataset, normal_class)
+    if key not in entries:
+        models = sorted({r["model"] for r in entries.values()})
+        close = difflib.get_close_matches(str(model), models, n=2) if model not in models else []
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise UserError(f"no pretrained entry {key} in {_shown(root / MANIFEST)}.{hint} Available entries: {_available(entries)}. "
+                        f"Received: model={model!r}, dataset={dataset!r}, normal_class={normal_class!r}")
+    return entries[key]
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _fix_hint(record: dict, root: Path) -> str:
+    key = entry_key(record["model"], record["dataset"], record["normal_class"])
+    return (f"Rebuild the entry with `aezoo zoo build --dataset {record['dataset']} --models {record['model']} "
+            f"--classes {record['normal_class']}`, or restore the committed files with `git checkout -- {_shown(root / key)}`.")
+
+
+def entry_problems(record: dict, root: str | os.PathLike | None = None, names: Iterable[str] | None = None) -> list[str]:
+    """Return one message per missing, truncated or altered file of an entry ([] when all verify)."""
+    root = saved_models_dir(root)
+    entry_dir = root / record["path"]
+    problems = []
+    for name in names if names is not None else record["files"]:
+        want = record["files"].get(name)
+        path = entry_dir / name
+        if want is None:
+            problems.append(f"the manifest lists no file {name} for {record['path']}")
+        elif not path.is_file():
+            problems.append(f"pretrained file {_shown(path)} is missing: expected sha256 {want['sha256']} "
+                            f"({want['bytes']} bytes), actual: no file.")
+        else:
+            size = path.stat().st_size
+            actual = sha256_file(path)
+            if actual != want["sha256"]:
+                what = "truncated" if size < want["bytes"] else "altered"
+                problems.append(f"pretrained file {_shown(path)} is {what} or corrupted: its sha256 does not match "
+                                f"{MANIFEST}. Expected: {want['sha256']} ({want['bytes']} bytes), actual: {actual} ({size} bytes).")
+    return problems
+
+
+def verify_entry(record: dict, root: str | os.PathLike | None = None, names: Iterable[str] | None = None) -> Path:
+    """Check the sha256 of an entry's files (all, or ``names``); return the entry folder or raise UserError."""
+    root = saved_models_dir(root)
+    problems = entry_problems(record, root, names)
+    if problems:
+        raise UserError(" ".join(problems) + " " + _fix_hint(record, root))
+    return root / record["path"]
+
+
+def check_entry(key: str, root: str | os.PathLike | None = None) -> list[str]:
+    """Return why entry ``key`` is not complete and verified ([] when it is): used to skip finished entries."""
+    entries = read_manifest(root)["entries"]
+    if key not in entries:
+        return [f"{key} is not in the manifest"]
+    record = entries[key]
+    missing = [name for name in ENTRY_FILES if name not in record.get("files", {})]
+    return [f"{key}: the manifest lacks {missing}"] if missing else entry_problems(record, root)
+
+
+def detector_dir(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
+                 root: str | os.PathLike | None = None, verify: bool = True) -> Path:
+    """Return the int8 detector bundle folder of an entry, its files checked against the manifest."""
+    root = saved_models_dir(root)
+    record = get_entry(model, dataset, normal_class, root=root)
+    if verify:
+        verify_entry(record, root, ("detector/model.tflite", "detector/detector.json"))
+    return root / record["path"] / "detector"
+
+
+def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
+         root: str | os.PathLike | None = None, verify: bool = True) -> Any:
+    """Load a pretrained zoo entry's float Keras model (like ``keras.applications`` with ``weights=...``).
+
+    Args:
+        model: the variant name, e.g. "conv_ae".
+        dataset: the dataset it was trained on. Defaults to "fashion_mnist".
+        normal_class: the class it treats as normal. Defaults to 0.
+        root: the saved_models folder. Defaults to ``$AEZOO_SAVED_MODELS`` or the repository's saved_models/.
+        verify: check model.keras's sha256 against the manifest first. Defaults to True.
+
+    Returns:
+        The trained ``keras.Model`` (uncompiled). Its int8 detector: ``edge.Detector.from_zoo(...)``.
+
+    Raises:
+        UserError: unknown entry (listing the available ones), or a missing, truncated or
+            altered file (naming it, with the expected and actual sha256 and how to restore it).
+    """
+    root = saved_models_dir(root)
+    record = get_entry(model, dataset, normal_class, root=root)
+    if verify:
+        verify_entry(record, root, ("model.keras",))
+    from zoo.registry import load_model
+
+    return load_model(root / record["path"] / "model.keras")
+
+
+def total_bytes(root: str | os.PathLike | None = None) -> int:
+    """Total size of the files under saved_models (what a clone downloads)."""
+    root = saved_models_dir(root)
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+
+
+# -- the README table --------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def zoo_table(manifest: dict | None = None, *, dataset: str = "fashion_mnist", root: str | os.PathLike | None = None) -> str:
+    """Return the Markdown zoo table: int8 AUROC per variant x normal class, mean, min, float mean, size, latency, and PCA.
+
+    Deterministic in the manifest (no dates), so a test can compare it with the README.
+    """
+    manifest = read_manifest(root) if manifest is None else manifest
+    records = [r for r in manifest["entries"].values() if r["dataset"] == dataset]
+    if not records:
+        return f"_No pretrained {dataset} entries yet: build them with `aezoo zoo build --dataset {dataset}`._"
+    classes = sorted({int(r["normal_class"]) for r in records})
+    by_model: dict[str, dict[int, dict]] = {}
+    for r in sorted(records, key=_sort_key):
+        by_model.setdefault(r["model"], {})[int(r["normal_class"])] = r
+    head = "| model | " + " | ".join(str(k) for k in classes) + " | mean | min | float mean | int8 KiB | latency µs |"
+    lines = [head, "|---|" + "---:|" * (len(classes) + 5)]
+
+    def row(name: str, aurocs: dict[int, float], float_mean: str, kib: str, latency: str) -> str:
+        vals = list(aurocs.values())
+        mean = sum(vals) / len(vals)
+        cells = [_fmt(aurocs.get(k)) for k in classes]
+        return f"| {name} | " + " | ".join(cells) + f" | **{mean:.3f}** | {min(vals):.3f} | {float_mean} | {kib} | {latency} |"
+
+    pca: dict[int, float] = {}
+    for name, entries in by_model.items():
+        int8 = {k: r["metrics"]["int8"]["auroc"] for k, r in entries.items()}
+        floats = [r["metrics"]["float"]["auroc"] for r in entries.values()]
+        kib = sum(r["size"]["tflite_bytes"] for r in entries.values()) / len(entries) / 1024
+        lat = sorted(r["latency"]["median_us"] for r in entries.values())[len(entries) // 2]
+        lines.append(row(name, int8, f"{sum(floats) / len(floats):.3f}", f"{kib:.1f}", f"{lat:.0f}"))
+        for k, r in entries.items():
+            pca.setdefault(k, r["metrics"]["pca"]["auroc"])
+    lines.append(row("PCA (90% variance)", dict(sorted(pca.items())), "–", "–", "–"))
+    n_models = len(by_model)
+    lines += ["", f"{len(records)} entries ({n_models} models x up to {len(classes)} normal classes) on {dataset}. "
+              "int8 AUROC of the QAT-trained full-integer detector on the 10,000 test images (anomaly = any other class); "
+              "float mean = the float Keras model's mean AUROC; size of model.tflite; batch-1 median latency through "
+              "`edge.Detector` on one thread. Generated from saved_models/manifest.json by `aezoo zoo table --write README.md`."]
+    return "\n".join(lines)
+
+
+_SECTION = re.compile(re.escape(TABLE_START) + r"\n?(.*?)\n?" + re.escape(TABLE_END), re.S)
+
+
+def readme_table(readme: str | os.PathLike) -> str:
+    """Return the text between the zoo-table markers of a README (UserError when they are missing)."""
+    text = Path(readme).read_text(encoding="utf-8")
+    match = _SECTION.search(text)
+    if match is None:
+        raise UserError(f"{readme} has no zoo table section: expected the lines {TABLE_START} and {TABLE_END}. Received: none")
+    return match.group(1).strip()
+
+
+def write_readme_table(readme: str | os.PathLike, table: str) -> bool:
+    """Replace the README section between the zoo-table markers with ``table``; return whether it changed."""
+    readme_table(readme)  # markers present
+    text = Path(readme).read_text(encoding="utf-8")
+    new = _SECTION.sub(lambda _: f"{TABLE_START}\n{table.strip()}\n{TABLE_END}", text, count=1)
+    if new == text:
+        return False
+    write_text(readme, new)
+    return True
