@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=_models)
     _register_zoo(sub)
+    _register_zoo(sub)
 
 
 def int8_size_estimate(model: Any) -> int:
@@ -106,6 +107,138 @@ def _models(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[5])
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
+    return 0
+
+
+# --- pretrained zoo: aezoo zoo build|list|verify|table (issue 6) ------------------------------------------
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected class ids separated by commas, e.g. 0,6. Received: {text!r}")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    names = [part for part in text.replace(" ", "").split(",") if part]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected model names separated by commas, e.g. conv_ae,vae. Received: {text!r}")
+    return names
+
+
+def _register_zoo(sub: Any) -> None:
+    p = sub.add_parser("zoo", help="build, list, verify the pretrained entries in saved_models/ and write the README table",
+                       description="Pretrained entries: saved_models/<model>/<dataset>/class_<k>/ (model.keras, detector/, "
+                                   "card.json) listed with sha256s and metrics in saved_models/manifest.json. The folder "
+                                   "is the repository's saved_models/ or $AEZOO_SAVED_MODELS.")
+    zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zsub.required = True
+    b = zsub.add_parser("build", help="train, QAT, export and evaluate every model x normal class (resumable)",
+                        description="For each registered model and normal class: train with the zoo's fixed defaults, "
+                                    "QAT fine-tune, export the int8 detector, evaluate float, QAT, int8 and PCA on the test "
+                                    "split, and record the entry in saved_models/manifest.json. Entries already complete and "
+                                    "verified are skipped; an interrupted training run resumes from runs/zoo_build/.")
+    b.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    b.add_argument("--models", type=_name_list, help="comma-separated model names (default: every registered model)")
+    b.add_argument("--classes", type=_int_list, help="comma-separated normal classes (default: all)")
+    b.add_argument("--epochs", type=int, help="maximum training epochs (default: the zoo's budgeted value)")
+    b.add_argument("--patience", type=int, help="early-stopping patience (default: the zoo's budgeted value)")
+    b.add_argument("--qat-epochs", type=int, help="QAT fine-tuning epochs (default: the zoo's budgeted value)")
+    b.add_argument("--seed", type=int, default=0, help="default 0")
+    b.add_argument("--runs", default="runs/zoo_build", metavar="DIR", help="training run folders, kept for resuming (default runs/zoo_build)")
+    b.add_argument("--saved-models", metavar="DIR", help="default: $AEZOO_SAVED_MODELS or the repository's saved_models/")
+    b.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    b.add_argument("--force", action="store_true", help="rebuild entries that are already complete")
+    b.set_defaults(func=_zoo_build)
+
+    ls = zsub.add_parser("list", help="print the pretrained entries and their metrics")
+    ls.add_argument("pattern", nargs="?", default="*", help="glob over model names (default: all)")
+    ls.add_argument("--dataset", help="only this dataset")
+    ls.add_argument("--saved-models", metavar="DIR", help="default: $AEZOO_SAVED_MODELS or the repository's saved_models/")
+    ls.set_defaults(func=_zoo_list)
+
+    v = zsub.add_parser("verify", help="check every entry's files against the manifest's sha256s and the 50 MB limit")
+    v.add_argument("--saved-models", metavar="DIR", help="default: $AEZOO_SAVED_MODELS or the repository's saved_models/")
+    v.set_defaults(func=_zoo_verify)
+
+    t = zsub.add_parser("table", help="print the README zoo table from the manifest, or rewrite it in a README")
+    t.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    t.add_argument("--write", metavar="README", help="replace the section between the zoo-table markers of this file")
+    t.add_argument("--saved-models", metavar="DIR", help="default: $AEZOO_SAVED_MODELS or the repository's saved_models/")
+    t.set_defaults(func=_zoo_table)
+
+
+def _zoo_build(args: argparse.Namespace) -> int:
+    from training import pipeline
+
+    options = {"epochs": args.epochs, "patience": args.patience, "qat_epochs": args.qat_epochs}
+    result = pipeline.build_zoo(args.dataset, models=args.models, classes=args.classes, seed=args.seed, runs=args.runs,
+                                root=args.saved_models, data_dir=args.data_dir, force=args.force,
+                                **{k: v for k, v in options.items() if v is not None})
+    print(f"built {len(result['built'])} entries, skipped {len(result['skipped'])} complete ones, "
+          f"in {result['seconds'] / 60:.1f} min; manifest: {result['root']}/manifest.json")
+    return 0
+
+
+def _zoo_list(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    root = pretrained.saved_models_dir(args.saved_models)
+    records = pretrained.list_pretrained(args.pattern, dataset=args.dataset, root=root)
+    if not records:
+        print(f"No pretrained entries in {root} (build them with `aezoo zoo build --dataset fashion_mnist`).")
+        return 0
+    header = ("entry", "int8 AUROC", "float AUROC", "PCA AUROC", "int8 AUPRC", "threshold", "KiB", "latency us", "train s", "entry s")
+    rows = []
+    for r in records:
+        m = r["metrics"]
+        rows.append((r["path"], f"{m['int8']['auroc']:.4f}", f"{m['float']['auroc']:.4f}", f"{m['pca']['auroc']:.4f}",
+                     f"{m['int8']['auprc']:.4f}", f"{r['threshold']['int8']['value']:.5g}", f"{r['size']['tflite_bytes'] / 1024:.1f}",
+                     f"{r['latency']['median_us']:.0f}", f"{r['timing']['train_seconds']:.0f}", f"{r['timing']['entry_seconds']:.0f}"))
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    print(f"{len(records)} entries in {root}; load one with zoo.load(model, dataset=..., normal_class=...) "
+          "or edge.Detector.from_zoo(...)")
+    return 0
+
+
+def _zoo_verify(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    root = pretrained.saved_models_dir(args.saved_models)
+    records = pretrained.list_pretrained(root=root)
+    bad = 0
+    for r in records:
+        problems = pretrained.entry_problems(r, root)
+        if problems:
+            bad += 1
+            print(f"FAILED {r['path']}:")
+            for problem in problems:
+                print(f"  {problem}")
+    total = pretrained.total_bytes(root)
+    limit = pretrained.MAX_TOTAL_BYTES
+    print(f"{len(records) - bad} of {len(records)} entries verified; saved_models holds {total / 2**20:.1f} MiB "
+          f"(limit {limit / 2**20:.0f} MiB)")
+    if bad:
+        print("Restore the files with `git checkout -- saved_models/...` or rebuild them with "
+              "`aezoo zoo build --models MODEL --classes K`.")
+    return 1 if bad or total > limit else 0
+
+
+def _zoo_table(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    table = pretrained.zoo_table(dataset=args.dataset, root=args.saved_models)
+    if args.write:
+        changed = pretrained.write_readme_table(args.write, table)
+        print(f"{'updated' if changed else 'already up to date:'} the zoo table in {args.write}")
+    else:
+        print(table)
     return 0
 
 
