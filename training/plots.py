@@ -128,13 +128,26 @@ def training_curves(path: str | os.PathLike, history: Mapping[str, Sequence[floa
     return _save(fig, path)
 
 
-def latent_space(path: str | os.PathLike, codes: np.ndarray, labels: np.ndarray, *, class_names: Sequence[str], normal_class: int | None = None, title: str = "") -> Path:
-    """The codes projected to 2-D with PCA, one color per class (the normal class drawn on top)."""
+def latent_space(path: str | os.PathLike, codes: np.ndarray, labels: np.ndarray, *, class_names: Sequence[str], normal_class: int | None = None, title: str = "",
+                 projection: str = "pca", seed: int = 0) -> Path:
+    """The codes projected to 2-D, one color per class (the normal class drawn on top).
+
+    ``projection`` is "pca" or "tsne" (scikit-learn's TSNE, seeded with ``seed``;
+    slow beyond a few thousand codes, so pass a subsample).
+    """
     from sklearn.decomposition import PCA
 
     codes = np.asarray(codes, np.float64).reshape(len(codes), -1)
     labels = np.asarray(labels).astype(int)
-    xy = PCA(n_components=2).fit_transform(codes) if codes.shape[1] > 2 else np.pad(codes, ((0, 0), (0, 2 - codes.shape[1])))
+    if projection not in ("pca", "tsne"):
+        raise ValueError(f"projection must be 'pca' or 'tsne'. Received: projection={projection!r}")
+    if projection == "tsne" and codes.shape[1] > 2:
+        from sklearn.manifold import TSNE
+
+        xy = TSNE(n_components=2, init="pca", perplexity=min(30.0, (len(codes) - 1) / 3), random_state=seed).fit_transform(codes)
+    else:
+        xy = PCA(n_components=2).fit_transform(codes) if codes.shape[1] > 2 else np.pad(codes, ((0, 0), (0, 2 - codes.shape[1])))
+    axis = "t-SNE dimension" if projection == "tsne" else "principal component"
     fig, ax = plt.subplots(figsize=(7.5, 6))
     cmap = plt.get_cmap("tab10")
     order = sorted(np.unique(labels), key=lambda c: c == normal_class)
@@ -144,8 +157,8 @@ def latent_space(path: str | os.PathLike, codes: np.ndarray, labels: np.ndarray,
         ax.scatter(xy[m, 0], xy[m, 1], s=10 if normal else 5, alpha=0.9 if normal else 0.5, color=cmap(c % 10),
                    edgecolors="k" if normal else "none", linewidths=0.3,
                    label=f"{c} {class_names[c]}" + (" (normal)" if normal else ""))
-    ax.set_xlabel("principal component 1 of the codes")
-    ax.set_ylabel("principal component 2 of the codes")
-    ax.set_title(title or "Latent space (PCA of the codes)")
+    ax.set_xlabel(f"{axis} 1 of the codes")
+    ax.set_ylabel(f"{axis} 2 of the codes")
+    ax.set_title(title or f"Latent space ({'t-SNE' if projection == 'tsne' else 'PCA'} of the codes)")
     ax.legend(fontsize=8, markerscale=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
