@@ -59,6 +59,11 @@ class TrainConfig:
         percentile: percentile for "percentile".
         k: number of standard deviations for "mean_std".
         deterministic: enable TensorFlow op determinism (same seed, same result).
+        all_classes: train one model on every class of the train split instead
+            (embeddings, generation, compression: ``training.representation``).
+            Validation is a fixed 10% of each class; ``normal_class`` is unused,
+            metrics.json reports reconstruction MSE/PSNR/SSIM (beside PCA of the same
+            size) instead of anomaly metrics. Defaults to False.
     """
 
     model: str = "conv_ae"
@@ -76,6 +81,7 @@ class TrainConfig:
     percentile: float = 99.0
     k: float = 3.0
     deterministic: bool = True
+    all_classes: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""
@@ -112,7 +118,7 @@ class TrainConfig:
             raise UserError(f"unknown model; expected one of {', '.join(names)}.{hint} Received: model={self.model!r}")
         if not isinstance(self.params, dict):
             raise UserError(f"params must be a dict of model keyword arguments. Received: params={self.params!r}")
-        check_data_args(self.dataset, self.normal_class, self.data_dir)
+        check_data_args(self.dataset, 0 if self.all_classes else self.normal_class, self.data_dir)
         for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("seed", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -354,7 +360,11 @@ def train(
     write_json(config_file, config.to_dict())
 
     _seed_everything(config)
-    if split is None:
+    if split is None and config.all_classes:
+        from training.representation import all_classes_split
+
+        split = all_classes_split(config.dataset, data_dir=config.data_dir)
+    elif split is None:
         split = load_one_class_split(config.dataset, config.normal_class, config.data_dir)
     try:
         model = zoo.build(config.model, input_shape=tuple(split.x_train.shape[1:]), **config.params)
@@ -377,12 +387,18 @@ def train(
     val_scores = score(model, split.x_val, config.score, batch_size=256)
     value = calibrate_threshold(val_scores, config.threshold_method, percentile=config.percentile, k=config.k)
     threshold = {"score": config.score, "method": config.threshold_method, "value": value,
-                 "percentile": config.percentile, "k": config.k, "calibrated_on": "normal validation images",
+                 "percentile": config.percentile, "k": config.k,
+                 "calibrated_on": "validation images of every class" if config.all_classes else "normal validation images",
                  "n_val": int(len(split.x_val)), "val_score_mean": float(val_scores.mean()),
                  "val_score_std": float(val_scores.std())}
     write_json(run_dir / "threshold.json", threshold)
-    report = evaluate_detector(model, split, value, score_kind=config.score, out_dir=run_dir, plots=plots,
-                               history=history, label=config.model)
+    if config.all_classes:
+        from training.representation import reconstruction_report
+
+        report = reconstruction_report(model, split, out_dir=run_dir, plots=plots, history=history, label=config.model)
+    else:
+        report = evaluate_detector(model, split, value, score_kind=config.score, out_dir=run_dir, plots=plots,
+                                   history=history, label=config.model)
     report["training"] = {k: history[k] for k in ("epochs_run", "best_epoch", "stopped_early", "train_seconds", "images_per_second")}
     report["training"]["n_train"] = int(len(split.x_train))
     write_json(run_dir / "metrics.json", report)
@@ -417,6 +433,9 @@ def train_all(
     from training import data
 
     config = dataclasses.replace(config or TrainConfig(), **overrides)
+    if config.all_classes:
+        raise UserError("train_all trains one model per normal class; all_classes=True trains one model in total: use train(). "
+                        "Received: all_classes=True")
     out = Path(out)
     names = data.class_names(config.dataset)
     classes = list(range(len(names))) if classes is None else list(classes)
