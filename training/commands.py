@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_data(sub)
     _register_train(sub)
     _register_evaluate(sub)
+    _register_beyond(sub)
     _register_demo(sub)
 
 
@@ -142,6 +143,10 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATASET-CLASS)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last backup")
+    p.add_argument("--all-classes-one-model", action="store_true",
+                   help="train ONE model on every class of the train split (validation: a fixed 10%% of each class) for "
+                   "embeddings, generation and compression; reports reconstruction MSE/PSNR instead of anomaly metrics. "
+                   "Not with --normal-class")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
     p.set_defaults(func=_train)
@@ -174,12 +179,18 @@ def _train(args: argparse.Namespace) -> int:
             "--normal-class expects a class id (an integer), a comma-separated list of them, or 'all'. "
             f"Received: --normal-class {args.normal_class}"
         ) from None
+    if args.all_classes_one_model:
+        if args.normal_class is not None:
+            raise UserError("--all-classes-one-model trains one model on every class; leave out --normal-class. "
+                            f"Received: --normal-class {args.normal_class}")
+        overrides["all_classes"] = True
     out = args.out
     if args.resume and out is None:
         raise UserError("--resume needs the --out run folder to continue. Received: no --out")
     if out is None:
         cfg = fit.TrainConfig(**overrides)
-        out = f"runs/{cfg.model}-{cfg.dataset.rstrip('/').replace('/', '_')}-{'all' if every else cfg.normal_class}"
+        tag = "allclasses" if cfg.all_classes else "all" if every else cfg.normal_class
+        out = f"runs/{cfg.model}-{cfg.dataset.rstrip('/').replace('/', '_')}-{tag}"
     verbose = 0 if args.quiet else "auto"
     if every:
         config = fit.TrainConfig(**overrides).validate()
@@ -196,7 +207,12 @@ def _train(args: argparse.Namespace) -> int:
         result = fit.train(out=out, resume=True, verbose=verbose, plots=not args.no_plots, **overrides)
     else:
         result = fit.train(out=out, verbose=verbose, plots=not args.no_plots, **overrides)
-    print(format_report(result.metrics))
+    if result.config.all_classes:
+        from training.representation import format_reconstruction_report
+
+        print(format_reconstruction_report(result.metrics))
+    else:
+        print(format_report(result.metrics))
     h = result.history
     print(f"trained {h['epochs_run']} epochs in {h['train_seconds']:.1f} s ({h['images_per_second']:.0f} images/s); "
           f"best epoch {h['best_epoch'] + 1}; threshold {result.threshold['value']:.6g} ({result.threshold['method']})")
@@ -370,4 +386,146 @@ def _demo(args: argparse.Namespace) -> int:
                                    "detector_scores": {names[c]: float(s) for c, s in zip(labels, scores)},
                                    "per_class_int8": reports["int8"]["model"].get("per_class"), "seconds": seconds})
     print(f"done in {seconds / 60:.1f} min: {out / 'entry'} (model.keras, detector/, card.json), {out / 'demo.json'}")
+    return 0
+
+
+# --- beyond detection: embeddings, generation, compression (issue 7) --------------
+
+
+def _register_beyond(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="write the latent codes of a dataset split (and optionally a 2-D latent-space plot)",
+        description=(
+            "Encode a dataset split with a model's encoder (VAE: z_mean) and save the codes as a float32 .npy array "
+            "(N x latent_dim, in dataset order). MODEL is a run folder or a .keras file; a model trained with "
+            "`aezoo train --all-classes-one-model` gives general-purpose embeddings."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="run folder or .keras file")
+    p.add_argument("--dataset", help="default: the run's dataset, else fashion_mnist")
+    p.add_argument("--split", default="test", help="dataset split; default test")
+    p.add_argument("--out", metavar="FILE.npy", help="where to write the codes")
+    p.add_argument("--labels-out", metavar="FILE.npy", help="also write the class ids (int64), in the same order")
+    p.add_argument("--plot", metavar="FILE.png", help="scatter of the codes in 2-D colored by class (PCA of the codes)")
+    p.add_argument("--tsne", action="store_true", help="with --plot: t-SNE instead of PCA, on a subsample")
+    p.add_argument("--tsne-samples", type=_int_arg(10), default=2000, help="images drawn for --tsne (evenly spaced); default 2000")
+    p.add_argument("--seed", type=_int_arg(0), default=0, help="t-SNE seed; default 0")
+    p.add_argument("--batch-size", type=_int_arg(1), default=256, help="inference batch size; default 256")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.set_defaults(func=_embed)
+
+    p = sub.add_parser("sample", help="draw images from a VAE's prior and save them as a grid",
+                       description="Decode N draws of z ~ N(0, I) with a variational model (conv_vae, vae) into a PNG grid.")
+    p.add_argument("model", metavar="MODEL", help="run folder or .keras file of a variational model")
+    p.add_argument("--n", type=_int_arg(1), default=64, help="number of images; default 64")
+    p.add_argument("--seed", type=_int_arg(0), default=0, help="seed of the draws; default 0")
+    p.add_argument("--out", metavar="FILE.png", required=True, help="the PNG grid")
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("interpolate", help="decode a straight walk between the codes of two test images",
+                       description=("Encode test images A and B (VAE: their z_means), decode --steps points of the line "
+                                    "between the two codes, and save A, the walk and B as a PNG row."))
+    p.add_argument("model", metavar="MODEL", help="run folder or .keras file")
+    p.add_argument("--dataset", help="default: the run's dataset, else fashion_mnist")
+    p.add_argument("--split", default="test", help="dataset split the indices refer to; default test")
+    p.add_argument("--a", type=_int_arg(0), required=True, metavar="INDEX", help="index of image A in the split")
+    p.add_argument("--b", type=_int_arg(0), required=True, metavar="INDEX", help="index of image B in the split")
+    p.add_argument("--steps", type=_int_arg(2), default=10, help="points on the walk, both ends included; default 10")
+    p.add_argument("--out", metavar="FILE.png", required=True, help="the PNG")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.set_defaults(func=_interpolate)
+
+    p = sub.add_parser(
+        "represent",
+        help="benchmark: each variant trained on all classes vs PCA (reconstruction, linear probe, int8 compression)",
+        description=(
+            "Train each zoo variant on all classes at each code size (run folders OUT/VARIANT-DIM, reused when "
+            "finished), then measure beside PCA of the same size: test PSNR/SSIM, linear-probe accuracy, int8 code "
+            "bytes per image, compression ratio and PSNR/SSIM after int8; plus a raw-pixel probe and, for VAEs, "
+            "sample and interpolation grids. Writes OUT/represent.md and OUT/represent.json."
+        ),
+    )
+    p.add_argument("--variants", nargs="+", metavar="MODEL", help="zoo models; default all")
+    p.add_argument("--dims", nargs="+", type=_int_arg(1), default=[8, 32], help="code sizes; default 8 32")
+    p.add_argument("--epochs", type=_int_arg(1), default=10, help="epochs per model; default 10")
+    p.add_argument("--batch-size", type=_int_arg(1), default=128, help="default 128")
+    p.add_argument("--seed", type=_int_arg(0), default=0, help="default 0")
+    p.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.add_argument("--probe-max-iter", type=_int_arg(1), default=1000, help="L-BFGS iterations of the probe on codes; default 1000")
+    p.add_argument("--raw-probe-max-iter", type=_int_arg(1), default=300,
+                   help="L-BFGS iterations of the raw-pixel probe (784 features, minutes); default 300")
+    p.add_argument("--no-raw-probe", action="store_true", help="skip the raw-pixel probe")
+    p.add_argument("--out", metavar="DIR", default="runs/represent", help="default runs/represent")
+    p.set_defaults(func=_represent)
+
+
+def _dataset_of(model_path: str, dataset: str | None) -> str:
+    import json
+    from pathlib import Path
+
+    config = Path(model_path) / "config.json"
+    if dataset is None and config.is_file():
+        return json.loads(config.read_text()).get("dataset", "fashion_mnist")
+    return dataset or "fashion_mnist"
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from training.representation import embed_target
+    from zoo.files import atomic_path
+
+    if args.out is None and args.plot is None and args.labels_out is None:
+        raise UserError("embed needs somewhere to write: --out FILE.npy and/or --plot FILE.png. Received: neither")
+    if args.tsne and args.plot is None:
+        raise UserError("--tsne draws the --plot; give --plot FILE.png. Received: --tsne without --plot")
+    codes, labels = embed_target(args.model, dataset=_dataset_of(args.model, args.dataset), split=args.split,
+                                 data_dir=args.data_dir, out=args.out, plot=args.plot, tsne=args.tsne,
+                                 tsne_samples=args.tsne_samples, seed=args.seed, batch_size=args.batch_size)
+    if args.labels_out:
+        import numpy as np
+
+        with atomic_path(args.labels_out) as tmp, open(tmp, "wb") as f:
+            np.save(f, labels)
+    print(f"{len(codes)} codes of size {codes.shape[1]}" + "".join(
+        f"; wrote {what} {path}" for what, path in (("codes", args.out), ("labels", args.labels_out), ("plot", args.plot)) if path))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import zoo
+    from training.generate import sample_grid
+    from training.representation import load_model_target
+
+    model = load_model_target(args.model)
+    if not zoo.is_variational(model):
+        raise UserError(f"sample needs a variational model (conv_vae or vae, with z_mean/z_log_var layers) to draw from "
+                        f"its prior. Received: {args.model} (a {model.name})")
+    print(f"wrote {sample_grid(model, args.out, n=args.n, seed=args.seed)}")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    from training import data
+    from training.generate import interpolation_grid
+    from training.representation import load_model_target
+
+    model = load_model_target(args.model)
+    dataset = _dataset_of(args.model, args.dataset)
+    x, labels = data.load_split(dataset, args.split, data_dir=args.data_dir)
+    path = interpolation_grid(model, args.out, x, [(args.a, args.b)], steps=args.steps, labels=labels,
+                              class_names=data.class_names(dataset))
+    print(f"wrote {path}")
+    return 0
+
+
+def _represent(args: argparse.Namespace) -> int:
+    from training.representation import represent, represent_markdown
+
+    result = represent(args.variants, args.dims, epochs=args.epochs, out=args.out, dataset=args.dataset, data_dir=args.data_dir,
+                       seed=args.seed, batch_size=args.batch_size, probe_max_iter=args.probe_max_iter,
+                       raw_probe_max_iter=args.raw_probe_max_iter, raw_probe=not args.no_raw_probe)
+    print(represent_markdown(result))
+    print(f"wrote {args.out}/represent.md and {args.out}/represent.json" +
+          "".join(f"; {p}" for imgs in result["images"].values() for p in imgs.values()))
     return 0
