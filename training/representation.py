@@ -511,6 +511,9 @@ def represent(
         training_info = json.loads((run_dir / "metrics.json").read_text())["training"]
         row = evaluate_codec(ModelCodec(model, name=f"{variant}-{d}"), split, probe_max_iter=probe_max_iter)
         row.update(variant=variant, run=str(run_dir), training=training_info)
+        if zoo.is_variational(model):
+            # Read from the saved model: the variant's default beta may have changed since it was trained.
+            row["beta"] = float(model.get_layer("z").get_config()["beta"])
         rows.append(row)
         if zoo.is_variational(model):
             pairs = [(int(np.flatnonzero(split.test_labels == a)[0]), int(np.flatnonzero(split.test_labels == b)[0]))
@@ -544,7 +547,7 @@ def represent_markdown(result: dict) -> str:
         t = r.get("training")
         train_s = f"{t['train_seconds']:.0f} ({t['epochs_run']})" if t else f"{r.get('fit_seconds', 0):.0f} (fit)"
         acc = f"{r['probe']['accuracy']:.4f}" + ("" if r["probe"]["converged"] else "*")
-        name = f"**{r['variant']}**" if r["variant"] == "PCA" else r["variant"]
+        name = f"**{r['variant']}**" if r["variant"] == "PCA" else r["variant"] + (f" (beta {r['beta']:g})" if "beta" in r else "")
         lines.append(f"| {name} | {r['latent_dim']} | {q['psnr']:.2f} | {q['ssim']:.3f} | {acc} | {c['bytes_per_image']:.3f} | "
                      f"{c['ratio']:.1f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {train_s} |")
     raw = result.get("raw_pixels_probe")
