@@ -1,0 +1,66 @@
+"""`aezoo report`: the comparison table of a trained model and its TFLite / compressed versions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zoo.cli import main
+
+ROWS = ["keras", "float32", "float16", "dynamic", "int8", "qat_int8", "prune_int8", "cluster_int8"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_split, tmp_path_factory):
+    """A one-epoch conv_ae run folder (trained on the small split; its config names fashion_mnist class 0)."""
+    import training
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    training.train(model="conv_ae", normal_class=0, epochs=1, split=small_split, out=out, plots=False, verbose=0)
+    return out
+
+
+def test_report_has_every_row_and_writes_md_and_json(tiny_run, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["report", str(tiny_run), "--out", str(out), "--iterations", "50", "--batch", "200", "--epochs", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    md = (out / "report.md").read_text()
+    assert [r["key"] for r in report["rows"]] == ROWS
+    for r in report["rows"]:
+        assert 0.5 < r["auroc"] <= 1.0, r["key"]
+        assert r["bytes"] > r["gzip_bytes"] > 0 and r["images_per_second"] > 0
+        assert r["label"] in md and r["label"] in printed
+        if r["key"] != "keras":
+            lat = r["latency_us"]
+            assert lat["detector"]["n"] == lat["invoke"]["n"] == 50
+            # The bare invoke is part of what Detector.score does.
+            assert 0 < lat["invoke"]["median"] < lat["detector"]["median"]
+    rows = {r["key"]: r for r in report["rows"]}
+    assert rows["float16"]["bytes"] < rows["float32"]["bytes"] and rows["int8"]["bytes"] < rows["float16"]["bytes"]
+    assert rows["prune_int8"]["kernel_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert rows["cluster_int8"]["max_unique_per_kernel"] <= 16
+    # Pruned and clustered kernels compress better under gzip than plain int8 ones.
+    assert rows["prune_int8"]["gzip_bytes"] < rows["int8"]["gzip_bytes"]
+    assert rows["cluster_int8"]["gzip_bytes"] < rows["int8"]["gzip_bytes"]
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"] in md
+    for method in ("qat", "prune", "cluster"):
+        assert (tiny_run.with_name(f"tiny-{method}") / "model.keras").is_file()
+        assert (out / "bundles" / f"{method}_int8" / "detector.json").is_file()
+
+    # A second report reuses the compressed runs.
+    assert main(["report", str(tiny_run), "--out", str(tmp_path / "again"), "--iterations", "5", "--batch", "50",
+                 "--methods", "qat"]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert [r["key"] for r in again["rows"]] == ROWS[:6] and again["rows"][-1]["reused_run"] is True
+
+
+def test_report_rejects_a_compressed_run_and_bad_methods(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path), "--methods", "zip"])
+    assert exc.value.code == 2 and "invalid choice: 'zip'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path), "--iterations", "0"])
+    assert exc.value.code == 2
