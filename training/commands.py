@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_data(sub)
     _register_train(sub)
     _register_evaluate(sub)
+    _register_optimize(sub)
+    _register_report(sub)
     _register_beyond(sub)
     _register_demo(sub)
 
@@ -529,4 +531,102 @@ def _represent(args: argparse.Namespace) -> int:
     print(represent_markdown(result))
     print(f"wrote {args.out}/represent.md and {args.out}/represent.json" +
           "".join(f"; {p}" for imgs in result["images"].values() for p in imgs.values()))
+    return 0
+
+
+# --- compression and the comparison report (issue 5) ----------------------------------
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), e.g. 0.5. Received: {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), e.g. 0.5. Received: {value}")
+    return value
+
+
+OPTIMIZE_METHODS = ("qat", "prune", "cluster", "pqat", "cqat")
+
+
+def _register_optimize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "optimize",
+        help="compress a trained run with TFMOT (QAT, pruning, clustering, or pruning/cluster-preserving QAT)",
+        description=(
+            "Fine-tune RUN's model with the TensorFlow Model Optimization toolkit on its normal training images and "
+            "write the result as a run folder of its own (default: RUN-METHOD beside RUN): model.keras, config.json "
+            "(RUN's config plus a 'compression' section), threshold.json recalibrated on the normal validation images, "
+            "metrics.json (test AUROC beside PCA, kernel sparsity and unique values) and plots/. `aezoo evaluate` and "
+            "`aezoo export` work on it like on any run. Methods: qat (quantization-aware training), prune (magnitude "
+            "pruning to --sparsity), cluster (--clusters shared values per kernel), pqat / cqat (prune / cluster, then "
+            "QAT that keeps the zeros / the shared values)."
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="training run folder")
+    p.add_argument("--method", required=True, choices=OPTIMIZE_METHODS, help="compression method")
+    p.add_argument("--sparsity", type=_fraction, default=0.5, help="prune/pqat: target fraction of zero kernel weights; default 0.5")
+    p.add_argument("--clusters", type=_int_arg(2), default=16, help="cluster/cqat: shared values per kernel; default 16")
+    p.add_argument("--epochs", type=_int_arg(1), default=3, help="fine-tuning epochs (per stage for pqat/cqat); default 3")
+    p.add_argument("--lr", type=_positive_float, default=2e-4, help="fine-tuning learning rate; default 0.0002")
+    p.add_argument("--batch-size", type=_int_arg(1), default=128, help="default 128")
+    p.add_argument("--seed", type=_int_arg(0), default=0, help="default 0")
+    p.add_argument("--out", metavar="DIR", help="the compressed run folder (default: RUN-METHOD beside RUN)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.set_defaults(func=_optimize)
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    import json
+
+    from training.compress import CompressConfig, format_stats, optimize_run
+    from training.evaluate import format_report
+
+    config = CompressConfig(method=args.method, epochs=args.epochs, sparsity=args.sparsity, clusters=args.clusters,
+                            lr=args.lr, batch_size=args.batch_size, seed=args.seed).validate()
+    out = optimize_run(args.run, config, out=args.out, plots=not args.no_plots, verbose=0 if args.quiet else "auto")
+    report = json.loads((out / "metrics.json").read_text())
+    print(format_report(report))
+    print(format_stats(report))
+    source = report["compression"].get("source_auroc")
+    if source is not None:
+        print(f"AUROC {report['model']['auroc']:.4f} (source run {source:.4f}, change {report['model']['auroc'] - source:+.4f})")
+    print(f"run folder: {out}  (next: aezoo export {out} --out BUNDLE --quant int8)")
+    return 0
+
+
+def _register_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="compare a trained model with its TFLite and compressed versions: AUROC, size, latency, throughput",
+        description=(
+            "Build one table for RUN: the float Keras model; float32, float16, dynamic and int8 TFLite; and int8 "
+            "TFLite of the compressed runs (QAT, pruned, clustered by default; existing RUN-METHOD folders are "
+            "reused, missing ones are created with `aezoo optimize` defaults). Per row: test AUROC, file size and "
+            "gzip -9 size, batch-1 latency (LiteRT, one thread, median over --iterations invocations after warm-up, "
+            "in microseconds) through edge.Detector and through the interpreter's bare invoke(), and images/s at a "
+            "large batch. Writes report.md and report.json (with the CPU model and core count) and the bundles."
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="training run folder (float model)")
+    p.add_argument("--out", metavar="DIR", help="default RUN/report")
+    p.add_argument("--methods", nargs="+", choices=OPTIMIZE_METHODS, default=["qat", "prune", "cluster"],
+                   help="compressed variants to include; default: qat prune cluster")
+    p.add_argument("--iterations", type=_int_arg(1), default=1000,
+                   help="timed batch-1 invocations per row (after warm-up); default 1000")
+    p.add_argument("--batch", type=_int_arg(1), default=1000, help="batch size for the throughput column; default 1000")
+    p.add_argument("--epochs", type=_int_arg(1), default=3, help="fine-tuning epochs for compressed runs it creates; default 3")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from training.report import build_report, report_markdown
+
+    report = build_report(args.run, out=args.out, methods=args.methods, iterations=args.iterations,
+                          batch=args.batch, epochs=args.epochs, data_dir=args.data_dir)
+    print(report_markdown(report))
+    print(f"wrote {report['files']['markdown']} and {report['files']['json']}")
     return 0
