@@ -178,9 +178,15 @@ def load_run(path: str | os.PathLike) -> tuple[Any, TrainConfig, dict]:
     missing = [f for f in RUN_FILES if not (path / f).is_file()]
     if missing:
         raise UserError(f"run folder {path} is incomplete: missing {', '.join(missing)} (unfinished run? continue it with --resume)")
-    config = TrainConfig.from_json((path / "config.json").read_text())
+    data = json.loads((path / "config.json").read_text())
+    # A compressed run (training.compress.optimize_run) adds a "compression" section to its TrainConfig.
+    data.pop("compression", None)
+    config = TrainConfig.from_dict(data)
     threshold = json.loads((path / "threshold.json").read_text())
-    return zoo.load_model(path / "model.keras"), config, threshold
+    # A quantization-aware model (aezoo optimize --method qat|pqat|cqat) loads only inside TFMOT's scope.
+    with zoo.quantize_scope():
+        model = zoo.load_model(path / "model.keras")
+    return model, config, threshold
 
 
 def _seed_everything(config: TrainConfig) -> None:
