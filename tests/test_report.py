@@ -57,7 +57,7 @@ def test_report_has_every_row_and_writes_md_and_json(tiny_run, tmp_path, capsys)
     assert [r["key"] for r in again["rows"]] == ROWS[:6] and again["rows"][-1]["reused_run"] is True
 
 
-def test_report_rejects_a_compressed_run_and_bad_methods(tmp_path, capsys):
+def test_report_rejects_bad_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["report", str(tmp_path), "--methods", "zip"])
     assert exc.value.code == 2 and "invalid choice: 'zip'" in capsys.readouterr().err

@@ -36,7 +36,7 @@ METHOD_LABELS = {"qat": "QAT int8", "prune": "pruned + int8", "cluster": "cluste
 # Untimed calls before the timed ones: first invocations allocate and warm caches.
 WARMUP = 100
 # Timed repetitions of the large-batch throughput measurement.
-BATCH_REPEATS = 5
+BATCH_REPEATS = 20
 
 
 def _gzip_size(data: bytes) -> int:
