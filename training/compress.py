@@ -375,6 +375,9 @@ def optimize_run(
     if "compression" in source_config and config.method in QAT_METHODS and source_config["compression"]["config"]["method"] in QAT_METHODS:
         raise UserError(f"{run} is already quantization-aware ({source_config['compression']['config']['method']}); "
                         f"compress its float source run instead. Received: --method {config.method}")
+    if getattr(train_config, "all_classes", False):
+        raise UserError(f"optimize compresses a one-class detector run; {run} was trained on every class "
+                        "(--all-classes-one-model). Received: all_classes=True")
     out = Path(out) if out is not None else default_out(run, config.method)
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out or delete it. Received: --out {out}")
