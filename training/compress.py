@@ -37,6 +37,8 @@ METHODS = ("qat", "prune", "cluster", "pqat", "cqat")
 QAT_METHODS = ("qat", "pqat", "cqat")
 # Fraction of the pruning fine-tune spent ramping the sparsity up; the rest recovers at full sparsity.
 PRUNE_RAMP = 0.7
+# Training images whose float activations set the QAT ranges' starting point.
+RANGE_CALIBRATION_IMAGES = 1000
 
 
 @dataclass
@@ -208,6 +210,47 @@ def _finish_qat(trained: keras.Model) -> keras.Model:
     return plain
 
 
+def _init_activation_ranges(qat: keras.Model, float_model: keras.Model, x: np.ndarray) -> dict[str, list[float]]:
+    """Start every activation quantizer at the range the float model really produces on ``x``.
+
+    TFMOT starts activation ranges at [-6, 6] and moves them by a 0.999 moving
+    average, so a short QAT fine-tune trains (and exports) with ranges far wider
+    than the activations: a coarse int8 grid that costs AUROC. Post-training int8
+    calibrates min/max on data instead and loses nothing; this gives QAT the same start.
+    """
+    by_name = {layer.name: layer for layer in float_model.layers}
+    wrapped = [w for w in qat.layers if isinstance(w, tfmot.quantization.keras.QuantizeWrapper) and w.layer.name in by_name]
+    probe = keras.Model(float_model.inputs, [by_name[w.layer.name].input for w in wrapped] + [by_name[w.layer.name].output for w in wrapped])
+    values = probe.predict(x, batch_size=256, verbose=0)
+    inputs, outputs = values[: len(wrapped)], values[len(wrapped):]
+    ranges: dict[str, list[float]] = {}
+    for wrapper, layer_in, layer_out in zip(wrapped, inputs, outputs):
+        for var in wrapper.non_trainable_weights:
+            short = var.name.rsplit("/", 1)[-1].split(":")[0]
+            if short.startswith("post_activation_"):
+                act = layer_out
+            elif short.startswith("pre_activation_"):
+                # The quantizer sits before the activation (e.g. sigmoid): recompute the layer without it.
+                linear = wrapper.layer.__class__.from_config({**by_name[wrapper.layer.name].get_config(), "activation": "linear"})
+                linear.build(layer_in.shape)
+                linear.set_weights(by_name[wrapper.layer.name].get_weights())
+                act = linear(tf.constant(layer_in)).numpy()
+            else:
+                continue
+            # Ranges must contain 0 for an exact int8 zero point, as TFMOT's own quantizers assume.
+            var.assign(min(float(act.min()), 0.0) if short.endswith("_min") else max(float(act.max()), 0.0))
+            ranges.setdefault(wrapper.name, []).append(float(var.numpy()))
+    for layer in qat.layers:
+        if type(layer).__name__ == "QuantizeLayer":  # the input quantizer: pixels in [0, 1]
+            for var in layer.non_trainable_weights:
+                short = var.name.split(":")[0]
+                if short.endswith("_min"):
+                    var.assign(min(float(x.min()), 0.0))
+                elif short.endswith("_max"):
+                    var.assign(max(float(x.max()), 0.0))
+    return ranges
+
+
 # -- compression ---------------------------------------------------------------------------------------------
 
 
@@ -295,6 +338,7 @@ def compress(
         scheme = None if config.method == "qat" else _preserving_scheme(config.method)
         with _per_tensor_centroids():
             qat = zoo.qat_model(base, scheme=scheme)
+        _init_activation_ranges(qat, base, np.asarray(x_train[:RANGE_CALIBRATION_IMAGES], np.float32))
         fine_tune("qat", qat)
         base = _finish_qat(qat)
 
