@@ -218,6 +218,11 @@ def _init_activation_ranges(qat: keras.Model, float_model: keras.Model, x: np.nd
     than the activations: a coarse int8 grid that costs AUROC. Post-training int8
     calibrates min/max on data instead and loses nothing; this gives QAT the same start.
     """
+    # A fresh clone: after strip_pruning/strip_clustering, layers also sit in the wrapped
+    # model's graph, and ``layer.input`` would name a tensor of that other graph.
+    weights = float_model.get_weights()
+    float_model = keras.models.clone_model(float_model)
+    float_model.set_weights(weights)
     by_name = {layer.name: layer for layer in float_model.layers}
     wrapped = [w for w in qat.layers if isinstance(w, tfmot.quantization.keras.QuantizeWrapper) and w.layer.name in by_name]
     probe = keras.Model(float_model.inputs, [by_name[w.layer.name].input for w in wrapped] + [by_name[w.layer.name].output for w in wrapped])
