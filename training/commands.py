@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_evaluate(sub)
     _register_optimize(sub)
     _register_report(sub)
-    _register_beyond(sub)
     _register_demo(sub)
+    _register_beyond(sub)
 
 
 def _register_data(sub: argparse._SubParsersAction) -> None:
@@ -250,148 +250,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- aezoo demo: the main job (issue 6) -------------------------------------------
-
-
-def _register_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the whole journey on Fashion-MNIST: train conv_ae, QAT, int8 export, edge detector, comparison table",
-        description=(
-            "Prepare Fashion-MNIST, train the default conv_ae on one normal class, fine-tune it with quantization-aware "
-            "training, export the int8 detector bundle, run it with edge.Detector on test images, print the float vs "
-            "int8 vs PCA comparison and write the plots; then load a pretrained entry from saved_models/ when there is "
-            "one. Uses the zoo's budgeted epochs (about a minute of training) unless --epochs is given."
-        ),
-    )
-    p.add_argument("--normal-class", type=_int_arg(0), default=0, help="normal class id; default 0 (T-shirt/top)")
-    p.add_argument("--epochs", type=_int_arg(1), help="maximum training epochs; default: the zoo's budgeted value")
-    p.add_argument("--qat-epochs", type=_int_arg(1), help="QAT fine-tuning epochs; default: the zoo's budgeted value")
-    p.add_argument("--seed", type=_int_arg(0), default=0, help="random seed; default 0")
-    p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder; default runs/demo")
-    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
-    p.set_defaults(func=_demo)
-
-
-def _demo_pretrained(normal_class: int, images, labels, names: list[str], demo_record: dict) -> dict | None:
-    """Load the saved_models entry for the demo's class, score the same images, say so clearly when there is none."""
-    import numpy as np
-
-    import edge
-    import zoo
-    from zoo import pretrained
-
-    root = pretrained.saved_models_dir()
-    key = pretrained.entry_key("conv_ae", "fashion_mnist", normal_class)
-    entries = pretrained.read_manifest(root)["entries"]
-    if key not in entries:
-        print(f"      No pretrained entry {key} in {root}: nothing to load. `aezoo zoo build --models conv_ae "
-              f"--classes {normal_class}` creates it ({len(entries)} other entries present).")
-        return None
-    record = entries[key]
-    model = zoo.load("conv_ae", dataset="fashion_mnist", normal_class=normal_class)
-    det = edge.Detector.from_zoo("conv_ae", dataset="fashion_mnist", normal_class=normal_class)
-    float_mse = np.mean((model.predict(images, verbose=0) - images) ** 2, axis=(1, 2, 3))
-    scores = det.score(images)
-    print(f"      zoo.load('conv_ae', dataset='fashion_mnist', normal_class={normal_class}) -> {model.name} "
-          f"({model.count_params():,} parameters)\n      edge.Detector.from_zoo(...) -> {det!r} (sha256 verified)")
-    print(f"      {'image':<14} {'float mse':>10} {'int8 score':>11}  flagged")
-    for i, (label, f, s) in enumerate(zip(labels, float_mse, scores)):
-        print(f"      {names[label]:<14} {f:>10.5f} {s:>11.5f}  {'anomaly' if s > det.threshold_ else 'normal'}")
-    m = record["metrics"]
-    print(f"      pretrained entry: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}), this demo's: "
-          f"{demo_record['metrics']['int8']['auroc']:.4f} (float {demo_record['metrics']['float']['auroc']:.4f})")
-    return {"entry": key, "int8_auroc": m["int8"]["auroc"], "float_auroc": m["float"]["auroc"],
-            "scores": [float(s) for s in scores]}
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import shutil
-    import time
-    from pathlib import Path
-
-    import numpy as np
-
-    from training import data, pipeline
-    from training.metrics import roc_curve
-    from training.plots import roc_curves
-    from zoo.files import write_json
-
-    t_start = time.perf_counter()
-    out = Path(args.out)
-    k = args.normal_class
-    epochs = args.epochs or pipeline.ZOO_EPOCHS
-    qat_epochs = args.qat_epochs or pipeline.QAT_EPOCHS
-    names = data.class_names("fashion_mnist")
-    if not 0 <= k < len(names):
-        raise UserError(f"--normal-class must be in 0..{len(names) - 1} for fashion_mnist. Received: --normal-class {k}")
-
-    print(f"[1/5] Fashion-MNIST: preparing the data (offline from the local IDX copy when needed)")
-    data.prepared_builder("fashion_mnist", data_dir=args.data_dir)
-    split = data.one_class_split("fashion_mnist", k, data_dir=args.data_dir)
-    print(f"      normal class {k} ({names[k]}): {len(split.x_train)} training, {len(split.x_val)} validation images; "
-          f"test: {len(split.x_test)} images, {int(split.y_test.sum())} anomalies")
-
-    print(f"[2/5] conv_ae: train (up to {epochs} epochs) -> QAT fine-tune ({qat_epochs} epoch{'s' if qat_epochs > 1 else ''}) -> int8 export -> "
-          "evaluate float, QAT, int8 and PCA")
-    run_dir = out / "run"
-    if (run_dir / "config.json").is_file():
-        print(f"      replacing the previous demo run in {run_dir}")
-        shutil.rmtree(run_dir)
-    record = pipeline.run_entry("conv_ae", "fashion_mnist", k, out / "entry", epochs=epochs, qat_epochs=qat_epochs,
-                                seed=args.seed, run_dir=run_dir, data_dir=args.data_dir, split=split, plots=True,
-                                verbose="auto")
-    reports = record.pop("reports")
-
-    print("[3/5] edge.Detector (LiteRT, int8, TensorFlow-free) on test images: the first of each class")
-    import edge
-
-    det = edge.Detector.load(out / "entry" / "detector")
-    idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])
-    images, labels = split.x_test[idx], split.test_labels[idx]
-    scores = det.score(images)
-    print(f"      {det!r}")
-    print(f"      {'image':<14} {'truth':<8} {'score':>9}  flagged")
-    for label, s in zip(labels, scores):
-        truth = "normal" if label == k else "anomaly"
-        print(f"      {names[label]:<14} {truth:<8} {s:>9.5f}  {'anomaly' if s > det.threshold_ else 'normal'}")
-
-    print("[4/5] comparison on the 10,000 test images (threshold calibrated on normal validation images only)")
-    m, size, lat = record["metrics"], record["size"], record["latency"]
-    rows = [("float Keras", m["float"], f"{size['keras_bytes'] / 1024:.0f} KiB .keras", "-"),
-            ("QAT Keras", m["qat"], "-", "-"),
-            ("int8 TFLite", m["int8"], f"{size['tflite_bytes'] / 1024:.1f} KiB", f"{lat['median_us']:.0f} us"),
-            (f"PCA ({m['pca']['n_components']} comp.)", m["pca"], "-", "-")]
-    print(f"      {'detector':<18} {'AUROC':>7} {'AUPRC':>7} {'F1':>6} {'FPR':>6}  {'size':<16} batch-1 latency")
-    for name, r, sz, lt in rows:
-        print(f"      {name:<18} {r['auroc']:>7.4f} {r['auprc']:>7.4f} {r['f1']:>6.3f} {r['fpr']:>6.3f}  {sz:<16} {lt}")
-    gap = m["int8"]["auroc"] - m["float"]["auroc"]
-    print(f"      int8 - float AUROC: {gap:+.4f} ({'within' if abs(gap) <= 0.005 else 'outside'} the 0.005 target of PROTOCOL.md)")
-    import zoo
-    from training.baselines import PCABaseline
-    from training.scoring import score
-
-    float_model = zoo.load_model(out / "entry" / "model.keras")
-    test_scores = {"float Keras": (score(float_model, split.x_test), m["float"]["auroc"]),
-                   "int8 TFLite": (det.score(split.x_test), m["int8"]["auroc"]),
-                   "PCA": (PCABaseline().fit(split.x_train, split.x_val).decision_function(split.x_test), m["pca"]["auroc"])}
-    comparison = roc_curves(out / "comparison_roc.png",
-                            {f"{n} (AUROC {a:.3f})": (*roc_curve(split.y_test, s), a) for n, (s, a) in test_scores.items()},
-                            title=f"conv_ae on Fashion-MNIST, normal class {k} ({names[k]})")
-    plots = sorted(str(p) for p in run_dir.rglob("*.png")) + [str(comparison)]
-    print(f"      plots: {comparison}, and {len(plots) - 1} more under {run_dir} (training, reconstructions, "
-          "scores, ROC, latent space)")
-
-    print("[5/5] the pretrained zoo (saved_models/)")
-    pretrained = _demo_pretrained(k, images, labels, names, record)
-    seconds = time.perf_counter() - t_start
-    write_json(out / "demo.json", {"normal_class": k, "entry": record, "pretrained": pretrained, "plots": plots,
-                                   "detector_scores": {names[c]: float(s) for c, s in zip(labels, scores)},
-                                   "per_class_int8": reports["int8"]["model"].get("per_class"), "seconds": seconds})
-    print(f"done in {seconds / 60:.1f} min: {out / 'entry'} (model.keras, detector/, card.json), {out / 'demo.json'}")
-    return 0
-
-
 # --- beyond detection: embeddings, generation, compression (issue 7) --------------
 
 
@@ -531,6 +389,148 @@ def _represent(args: argparse.Namespace) -> int:
     print(represent_markdown(result))
     print(f"wrote {args.out}/represent.md and {args.out}/represent.json" +
           "".join(f"; {p}" for imgs in result["images"].values() for p in imgs.values()))
+    return 0
+
+
+# --- aezoo demo: the main job (issue 6) -------------------------------------------
+
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole journey on Fashion-MNIST: train conv_ae, QAT, int8 export, edge detector, comparison table",
+        description=(
+            "Prepare Fashion-MNIST, train the default conv_ae on one normal class, fine-tune it with quantization-aware "
+            "training, export the int8 detector bundle, run it with edge.Detector on test images, print the float vs "
+            "int8 vs PCA comparison and write the plots; then load a pretrained entry from saved_models/ when there is "
+            "one. Uses the zoo's budgeted epochs (about a minute of training) unless --epochs is given."
+        ),
+    )
+    p.add_argument("--normal-class", type=_int_arg(0), default=0, help="normal class id; default 0 (T-shirt/top)")
+    p.add_argument("--epochs", type=_int_arg(1), help="maximum training epochs; default: the zoo's budgeted value")
+    p.add_argument("--qat-epochs", type=_int_arg(1), help="QAT fine-tuning epochs; default: the zoo's budgeted value")
+    p.add_argument("--seed", type=_int_arg(0), default=0, help="random seed; default 0")
+    p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder; default runs/demo")
+    p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
+    p.set_defaults(func=_demo)
+
+
+def _demo_pretrained(normal_class: int, images, labels, names: list[str], demo_record: dict) -> dict | None:
+    """Load the saved_models entry for the demo's class, score the same images, say so clearly when there is none."""
+    import numpy as np
+
+    import edge
+    import zoo
+    from zoo import pretrained
+
+    root = pretrained.saved_models_dir()
+    key = pretrained.entry_key("conv_ae", "fashion_mnist", normal_class)
+    entries = pretrained.read_manifest(root)["entries"]
+    if key not in entries:
+        print(f"      No pretrained entry {key} in {root}: nothing to load. `aezoo zoo build --models conv_ae "
+              f"--classes {normal_class}` creates it ({len(entries)} other entries present).")
+        return None
+    record = entries[key]
+    model = zoo.load("conv_ae", dataset="fashion_mnist", normal_class=normal_class)
+    det = edge.Detector.from_zoo("conv_ae", dataset="fashion_mnist", normal_class=normal_class)
+    float_mse = np.mean((model.predict(images, verbose=0) - images) ** 2, axis=(1, 2, 3))
+    scores = det.score(images)
+    print(f"      zoo.load('conv_ae', dataset='fashion_mnist', normal_class={normal_class}) -> {model.name} "
+          f"({model.count_params():,} parameters)\n      edge.Detector.from_zoo(...) -> {det!r} (sha256 verified)")
+    print(f"      {'image':<14} {'float mse':>10} {'int8 score':>11}  flagged")
+    for i, (label, f, s) in enumerate(zip(labels, float_mse, scores)):
+        print(f"      {names[label]:<14} {f:>10.5f} {s:>11.5f}  {'anomaly' if s > det.threshold_ else 'normal'}")
+    m = record["metrics"]
+    print(f"      pretrained entry: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}), this demo's: "
+          f"{demo_record['metrics']['int8']['auroc']:.4f} (float {demo_record['metrics']['float']['auroc']:.4f})")
+    return {"entry": key, "int8_auroc": m["int8"]["auroc"], "float_auroc": m["float"]["auroc"],
+            "scores": [float(s) for s in scores]}
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import shutil
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from training import data, pipeline
+    from training.metrics import roc_curve
+    from training.plots import roc_curves
+    from zoo.files import write_json
+
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    k = args.normal_class
+    epochs = args.epochs or pipeline.ZOO_EPOCHS
+    qat_epochs = args.qat_epochs or pipeline.QAT_EPOCHS
+    names = data.class_names("fashion_mnist")
+    if not 0 <= k < len(names):
+        raise UserError(f"--normal-class must be in 0..{len(names) - 1} for fashion_mnist. Received: --normal-class {k}")
+
+    print(f"[1/5] Fashion-MNIST: preparing the data (offline from the local IDX copy when needed)")
+    data.prepared_builder("fashion_mnist", data_dir=args.data_dir)
+    split = data.one_class_split("fashion_mnist", k, data_dir=args.data_dir)
+    print(f"      normal class {k} ({names[k]}): {len(split.x_train)} training, {len(split.x_val)} validation images; "
+          f"test: {len(split.x_test)} images, {int(split.y_test.sum())} anomalies")
+
+    print(f"[2/5] conv_ae: train (up to {epochs} epochs) -> QAT fine-tune ({qat_epochs} epoch{'s' if qat_epochs > 1 else ''}) -> int8 export -> "
+          "evaluate float, QAT, int8 and PCA")
+    run_dir = out / "run"
+    if (run_dir / "config.json").is_file():
+        print(f"      replacing the previous demo run in {run_dir}")
+        shutil.rmtree(run_dir)
+    record = pipeline.run_entry("conv_ae", "fashion_mnist", k, out / "entry", epochs=epochs, qat_epochs=qat_epochs,
+                                seed=args.seed, run_dir=run_dir, data_dir=args.data_dir, split=split, plots=True,
+                                verbose="auto")
+    reports = record.pop("reports")
+
+    print("[3/5] edge.Detector (LiteRT, int8, TensorFlow-free) on test images: the first of each class")
+    import edge
+
+    det = edge.Detector.load(out / "entry" / "detector")
+    idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])
+    images, labels = split.x_test[idx], split.test_labels[idx]
+    scores = det.score(images)
+    print(f"      {det!r}")
+    print(f"      {'image':<14} {'truth':<8} {'score':>9}  flagged")
+    for label, s in zip(labels, scores):
+        truth = "normal" if label == k else "anomaly"
+        print(f"      {names[label]:<14} {truth:<8} {s:>9.5f}  {'anomaly' if s > det.threshold_ else 'normal'}")
+
+    print("[4/5] comparison on the 10,000 test images (threshold calibrated on normal validation images only)")
+    m, size, lat = record["metrics"], record["size"], record["latency"]
+    rows = [("float Keras", m["float"], f"{size['keras_bytes'] / 1024:.0f} KiB .keras", "-"),
+            ("QAT Keras", m["qat"], "-", "-"),
+            ("int8 TFLite", m["int8"], f"{size['tflite_bytes'] / 1024:.1f} KiB", f"{lat['median_us']:.0f} us"),
+            (f"PCA ({m['pca']['n_components']} comp.)", m["pca"], "-", "-")]
+    print(f"      {'detector':<18} {'AUROC':>7} {'AUPRC':>7} {'F1':>6} {'FPR':>6}  {'size':<16} batch-1 latency")
+    for name, r, sz, lt in rows:
+        print(f"      {name:<18} {r['auroc']:>7.4f} {r['auprc']:>7.4f} {r['f1']:>6.3f} {r['fpr']:>6.3f}  {sz:<16} {lt}")
+    gap = m["int8"]["auroc"] - m["float"]["auroc"]
+    print(f"      int8 - float AUROC: {gap:+.4f} ({'within' if abs(gap) <= 0.005 else 'outside'} the 0.005 target of PROTOCOL.md)")
+    import zoo
+    from training.baselines import PCABaseline
+    from training.scoring import score
+
+    float_model = zoo.load_model(out / "entry" / "model.keras")
+    test_scores = {"float Keras": (score(float_model, split.x_test), m["float"]["auroc"]),
+                   "int8 TFLite": (det.score(split.x_test), m["int8"]["auroc"]),
+                   "PCA": (PCABaseline().fit(split.x_train, split.x_val).decision_function(split.x_test), m["pca"]["auroc"])}
+    comparison = roc_curves(out / "comparison_roc.png",
+                            {f"{n} (AUROC {a:.3f})": (*roc_curve(split.y_test, s), a) for n, (s, a) in test_scores.items()},
+                            title=f"conv_ae on Fashion-MNIST, normal class {k} ({names[k]})")
+    plots = sorted(str(p) for p in run_dir.rglob("*.png")) + [str(comparison)]
+    print(f"      plots: {comparison}, and {len(plots) - 1} more under {run_dir} (training, reconstructions, "
+          "scores, ROC, latent space)")
+
+    print("[5/5] the pretrained zoo (saved_models/)")
+    pretrained = _demo_pretrained(k, images, labels, names, record)
+    seconds = time.perf_counter() - t_start
+    write_json(out / "demo.json", {"normal_class": k, "entry": record, "pretrained": pretrained, "plots": plots,
+                                   "detector_scores": {names[c]: float(s) for c, s in zip(labels, scores)},
+                                   "per_class_int8": reports["int8"]["model"].get("per_class"), "seconds": seconds})
+    print(f"done in {seconds / 60:.1f} min: {out / 'entry'} (model.keras, detector/, card.json), {out / 'demo.json'}")
     return 0
 
 

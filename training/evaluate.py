@@ -38,6 +38,7 @@ def evaluate_detector(
     batch_size: int = 256,
     history: dict | None = None,
     label: str = "autoencoder",
+    pca: PCABaseline | None = None,
 ) -> dict:
     """Score the test split, compute the protocol's metrics beside the PCA baseline, write them.
 
@@ -51,6 +52,8 @@ def evaluate_detector(
         batch_size: inference batch size.
         history: training history, for the training-curve plot.
         label: name of the detector in the report and legends.
+        pca: a PCA baseline already fitted on this split (saves refitting it when
+            several detectors of one split are evaluated). Defaults to fitting one.
 
     Returns:
         ``{"dataset", "normal_class", "normal_class_name", "score", "model": metrics, "pca": metrics, ...}``.
@@ -58,7 +61,7 @@ def evaluate_detector(
     scores = score(detector, split.x_test, score_kind, batch_size=batch_size)
     names = list(split.class_names)
     m = detection_metrics(split.y_test, scores, threshold, test_labels=split.test_labels, class_names=names)
-    pca = PCABaseline().fit(split.x_train, split.x_val)
+    pca = pca or PCABaseline().fit(split.x_train, split.x_val)
     pca_scores = pca.decision_function(split.x_test)
     pm = detection_metrics(split.y_test, pca_scores, pca.threshold_, test_labels=split.test_labels, class_names=names)
     pm["n_components"] = pca.n_components_

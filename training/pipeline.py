@@ -152,6 +152,7 @@ def run_entry(
     from edge.detector import Detector
     from edge.scoring import calibrate_threshold
     from training.compress import CompressConfig, compress
+    from training.baselines import PCABaseline
     from training.evaluate import evaluate_detector
     from training.fit import TrainConfig, _machine, load_one_class_split
     from training.scoring import score
@@ -182,8 +183,9 @@ def run_entry(
     # The QAT model's own threshold, calibrated as training calibrates the float one.
     qat_val = score(qat, split.x_val, config.score)
     qat_threshold = calibrate_threshold(qat_val, config.threshold_method, percentile=config.percentile, k=config.k)
+    pca = PCABaseline().fit(split.x_train, split.x_val)
     qat_report = evaluate_detector(qat, split, qat_threshold, score_kind=config.score, out_dir=run_dir / "qat",
-                                   plots=plots, label=f"{model_name} QAT (Keras)")
+                                   plots=plots, label=f"{model_name} QAT (Keras)", pca=pca)
     timing["qat_eval_seconds"] = _seconds_since(t0)
 
     t0 = time.perf_counter()
@@ -203,7 +205,7 @@ def run_entry(
     t0 = time.perf_counter()
     detector = Detector.load(bundle)
     int8_report = evaluate_detector(detector, split, detector.threshold_, score_kind=detector.score_kind,
-                                    out_dir=run_dir / "int8", plots=plots, label=f"{model_name} int8 (TFLite)")
+                                    out_dir=run_dir / "int8", plots=plots, label=f"{model_name} int8 (TFLite)", pca=pca)
     timing["int8_eval_seconds"] = _seconds_since(t0)
     t0 = time.perf_counter()
     latency = batch1_latency_us(detector, split.x_test, iterations=latency_iterations)
