@@ -47,15 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aezoo {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in {"tensorflow", "tf_keras", "tensorflow_model_optimization", "tensorflow_datasets"}:
-            print(
-                f"aezoo {args.command}: error: this command needs TensorFlow ({exc.name} is not installed); "
-                "install the full package with `pip install autoencoder-zoo`. "
-                "Only `aezoo detect` runs with the edge runtime alone.",
-                file=sys.stderr,
-            )
-            return 2
-        raise
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing in {"training", "zoo", "edge"}:
+            raise
+        # A device install (requirements-edge.txt) has only what `aezoo detect` needs.
+        print(
+            f"aezoo {args.command}: error: this command needs {missing}, which is not installed; "
+            "install the full package with `pip install autoencoder-zoo`. "
+            "Only `aezoo detect` runs with the edge runtime alone (requirements-edge.txt).",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"aezoo {args.command}: interrupted", file=sys.stderr)
         return 130
