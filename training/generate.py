@@ -107,5 +107,6 @@ def interpolation_grid(
                     spine.set_color("tab:red")
             elif r == 0:
                 ax.set_title(f"t={t[k - 1]:.2f}", fontsize=7)
-    fig.suptitle(title or f"{model.name}: decoded linear walks between the codes of two test images", fontsize=9)
+    walks = "walks between the codes of two images" if len(pairs) > 1 else "walk between the codes of two images"
+    fig.suptitle(title or f"{model.name}: decoded linear {walks}", fontsize=9)
     return _save(fig, path)

@@ -560,7 +560,8 @@ def represent_markdown(result: dict) -> str:
         f"{result['dataset']}: models trained on all classes ({result['n_train']:,} train images, a fixed 10% of each class held out "
         f"for validation), up to {result['epochs']} epochs, batch {result['batch_size']}, seed {result['seed']}. Measured on the "
         f"{result['n_test']:,} test images. Probe: logistic regression on standardized codes fitted on the whole train split "
-        f"({result['n_probe_train']:,} images), max {result['probe_max_iter']} L-BFGS iterations (* = stopped before converging). "
+        f"({result['n_probe_train']:,} images), max {result['probe_max_iter']} L-BFGS iterations"
+        + (f" ({raw['max_iter']} for the 784 raw pixels)" if raw else "") + " (* = stopped before converging). "
         f"int8 B/image = latent_dim bytes + 8 * latent_dim bytes of float32 offset/scale amortized over the {result['n_test']:,} "
         f"test images; ratio = {result['rows'][0]['compression']['raw_bytes_per_image']} raw bytes / that. "
         f"Total {result['total_seconds'] / 60:.1f} min on {m['cpu']}, {m['cores']} cores.",
