@@ -164,6 +164,10 @@ def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_run, tmp_pat
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval"), "--no-plots"]) == 0
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluated["model"]["auroc"] == pytest.approx(metrics["model"]["auroc"], abs=1e-6)
+    # The QAT model.keras also opens on its own, outside its run folder.
+    import zoo
+
+    assert zoo.load_model(out / "model.keras").name == "conv_ae"
     assert main(["export", str(out), "--out", str(tmp_path / "bundle"), "--quant", "int8"]) == 0
     spec = json.loads((tmp_path / "bundle" / "detector.json").read_text())
     assert spec["input"]["dtype"] == "int8" and spec["model"]["quant"] == "int8"

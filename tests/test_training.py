@@ -224,3 +224,17 @@ def test_evaluate_a_tflite_bundle(trouser_run, trouser_split, tmp_path):
                            plots=False, verbose=False)
     trained = json.loads((trouser_run / "metrics.json").read_text())
     assert report["model"]["auroc"] == pytest.approx(trained["model"]["auroc"], abs=0.002)
+
+
+def test_evaluate_refuses_an_all_classes_run(tmp_path, capsys):
+    import zoo
+    from training.fit import TrainConfig
+
+    run = tmp_path / "allclasses"
+    run.mkdir()
+    (run / "config.json").write_text(TrainConfig(model="dense_ae", all_classes=True).to_json())
+    (run / "threshold.json").write_text(json.dumps({"score": "mse", "method": "percentile", "value": 0.1}))
+    zoo.build("dense_ae").save(str(run / "model.keras"))
+    assert main(["evaluate", str(run), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert "trained on all classes" in err and "Traceback" not in err

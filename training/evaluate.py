@@ -181,6 +181,9 @@ def evaluate_path(
     threshold_file = None
     if kind == "run":
         detector, config, thr = load_run(target)
+        if config.all_classes:
+            raise UserError(f"{target} was trained on all classes (--all-classes-one-model): it has no normal class to "
+                            "detect against; its reconstruction metrics are in its metrics.json. Expected a run of one normal class.")
         dataset = dataset or config.dataset
         normal_class = config.normal_class if normal_class is None else normal_class
         data_dir = data_dir or config.data_dir

@@ -183,9 +183,7 @@ def load_run(path: str | os.PathLike) -> tuple[Any, TrainConfig, dict]:
     data.pop("compression", None)
     config = TrainConfig.from_dict(data)
     threshold = json.loads((path / "threshold.json").read_text())
-    # A quantization-aware model (aezoo optimize --method qat|pqat|cqat) loads only inside TFMOT's scope.
-    with zoo.quantize_scope():
-        model = zoo.load_model(path / "model.keras")
+    model = zoo.load_model(path / "model.keras")  # QAT models (aezoo optimize) included
     return model, config, threshold
 
 

@@ -185,12 +185,14 @@ def build(name: str, **params: Any) -> Any:
 
 
 def load_model(path: str | os.PathLike) -> Any:
-    """Load a ``.keras`` file saved from a zoo model (custom layers registered)."""
+    """Load a ``.keras`` file saved from a zoo model (custom layers registered, QAT models too)."""
     from zoo.keras import keras
-    from zoo.layers import custom_objects
+    from zoo.layers import custom_objects, quantize_scope
 
     if not str(path).endswith(".keras"):
         raise UserError(f"Expected a .keras model file. Received: path={str(path)!r}")
     if not os.path.isfile(path):
         raise UserError(f"Model file not found. Received: path={str(path)!r}")
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+    # Inside TFMOT's scope so that `aezoo optimize --method qat` models load as plain files too.
+    with quantize_scope():
+        return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
