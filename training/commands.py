@@ -518,7 +518,7 @@ def _demo(args: argparse.Namespace) -> int:
                    "int8 TFLite": (det.score(split.x_test), m["int8"]["auroc"]),
                    "PCA": (PCABaseline().fit(split.x_train, split.x_val).decision_function(split.x_test), m["pca"]["auroc"])}
     comparison = roc_curves(out / "comparison_roc.png",
-                            {f"{n} (AUROC {a:.3f})": (*roc_curve(split.y_test, s), a) for n, (s, a) in test_scores.items()},
+                            {n: (*roc_curve(split.y_test, s), a) for n, (s, a) in test_scores.items()},
                             title=f"conv_ae on Fashion-MNIST, normal class {k} ({names[k]})")
     plots = sorted(str(p) for p in run_dir.rglob("*.png")) + [str(comparison)]
     print(f"      plots: {comparison}, and {len(plots) - 1} more under {run_dir} (training, reconstructions, "
