@@ -71,11 +71,9 @@ class CompressConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompressConfig":
         """Rebuild a config from :meth:`to_dict` output; unknown keys are a UserError."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise UserError(f"unknown CompressConfig keys {unknown}; expected some of {names}. Received: {sorted(data)}")
-        return cls(**data)
+        from training.fit import config_from_dict
+
+        return config_from_dict(cls, data)
 
     def validate(self) -> "CompressConfig":
         """Check every field; raise UserError quoting the bad value."""

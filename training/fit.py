@@ -39,6 +39,15 @@ RUN_FILES = ("config.json", "model.keras", "threshold.json")
 BACKUP_EVERY_BATCHES = 20
 
 
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build the config dataclass ``cls`` from a dict; a key it does not have is a UserError listing the valid ones."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise UserError(f"unknown {cls.__name__} keys {unknown}; expected some of {names}. Received: {sorted(data)}")
+    return cls(**data)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything needed to rebuild and retrain a detector; round-trips to JSON.
@@ -90,11 +99,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Rebuild a config from :meth:`to_dict` output; unknown keys are a UserError."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise UserError(f"unknown TrainConfig keys {unknown}; expected some of {names}. Received: {sorted(data)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def to_json(self) -> str:
         """Return the config as indented JSON."""
