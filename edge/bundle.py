@@ -1,36 +1,156 @@
 """The detector bundle on disk: ``model.tflite`` + ``detector.json`` (TensorFlow-free).
 
-The format is documented in docs/BUNDLE.md. This module reads and checks a bundle
-(so a device refuses a damaged one with a clear message) and writes one atomically.
+The format is documented in docs/BUNDLE.md. This module is the one schema of
+detector.json: every field is checked for type and range when a bundle is read
+(on the device) and before one is written (in training), and the spec's own
+sha256 covers the threshold, the score parameters and the preprocessing, so an
+edited number is refused instead of silently changing verdicts.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from zoo import files
 from zoo.errors import UserError
 
 FORMAT = "aezoo-detector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SPEC_FILE = "detector.json"
 MODEL_FILE = "model.tflite"
+QUANT_MODES = ("float32", "float16", "dynamic", "int8")
+TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
+COLOR_CHANNELS = {"L": 1, "RGB": 3}
+RESIZE_MODES = ("none", "bilinear")
 
-# Keys every detector.json must have; each maps to the keys it must contain.
-REQUIRED = {
-    "model": ("file", "sha256", "bytes", "quant"),
-    "input": ("shape", "dtype", "scale", "zero_point"),
-    "output": ("shape", "dtype", "scale", "zero_point"),
-    "preprocessing": ("height", "width", "channels", "color_mode", "pixel_range", "uint8_divisor", "resize"),
-    "score": ("kind",),
-    "threshold": ("value", "method"),
-    "class_names": (),
-    "provenance": (),
-}
+
+# -- the schema: one checker per field ------------------------------------------------------------------------
+
+
+def _fail(where: str, path: str, expected: str, value: Any) -> None:
+    raise UserError(f"{where}: {path} must be {expected}. Received: {path}={value!r}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _get(spec: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
+    node: Any = spec
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise UserError(f"{where} lacks {path!r} ({expected}). Received keys at that level: "
+                            f"{sorted(node) if isinstance(node, dict) else type(node).__name__}")
+        node = node[part]
+    if not check(node):
+        _fail(where, path, expected, node)
+    return node
+
+
+def _shape(value: Any) -> bool:
+    return isinstance(value, list) and 1 <= len(value) <= 3 and all(_int(d, 1) for d in value)
+
+
+def _check_tensor(spec: dict, where: str, path: str) -> None:
+    _get(spec, where, f"{path}.shape", _shape, "a list of 1 to 3 positive integers")
+    dtype = _get(spec, where, f"{path}.dtype", lambda v: v in TENSOR_DTYPES, f"one of {TENSOR_DTYPES}")
+    if dtype == "float32":
+        _get(spec, where, f"{path}.scale", lambda v: v is None, "null for a float tensor")
+        _get(spec, where, f"{path}.zero_point", lambda v: v is None, "null for a float tensor")
+    else:
+        _get(spec, where, f"{path}.scale", lambda v: _number(v) and v > 0, "a positive number")
+        _get(spec, where, f"{path}.zero_point", lambda v: _int(v, -(2**31)), "an integer")
+
+
+def _check_preprocessing(spec: dict, where: str) -> None:
+    kind = _get(spec, where, "preprocessing.kind", lambda v: v in ("image", "vector"), "'image' or 'vector'")
+    shape = spec["input"]["shape"]
+    if kind == "vector":
+        n = _get(spec, where, "preprocessing.features", lambda v: _int(v, 1), "a positive integer")
+        for name in ("mean", "scale"):
+            _get(spec, where, f"preprocessing.{name}",
+                 lambda v: isinstance(v, list) and len(v) == n and all(_number(x) for x in v) and (name == "mean" or min(v) > 0),
+                 f"a list of {n} finite numbers" + (" > 0" if name == "scale" else ""))
+        if shape != [n]:
+            _fail(where, "input.shape", f"[{n}] (preprocessing.features)", shape)
+        return
+    h = _get(spec, where, "preprocessing.height", lambda v: _int(v, 1), "a positive integer")
+    w = _get(spec, where, "preprocessing.width", lambda v: _int(v, 1), "a positive integer")
+    mode = _get(spec, where, "preprocessing.color_mode", lambda v: v in COLOR_CHANNELS, "'L' or 'RGB'")
+    c = _get(spec, where, "preprocessing.channels", lambda v: v == COLOR_CHANNELS.get(mode), f"{COLOR_CHANNELS.get(mode)} for {mode}")
+    _get(spec, where, "preprocessing.uint8_divisor", lambda v: _number(v) and v > 0, "a positive number")
+    _get(spec, where, "preprocessing.resize", lambda v: v in RESIZE_MODES, f"one of {RESIZE_MODES}")
+    if shape != [h, w, c]:
+        _fail(where, "input.shape", f"[{h}, {w}, {c}] (preprocessing height, width, channels)", shape)
+
+
+def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) -> dict:
+    """Return ``spec`` (as version 2) if every field has the right type and range, else raise UserError.
+
+    A version-1 spec (one ``output`` = the reconstruction, no preprocessing kind) is
+    upgraded in memory; the file is not changed.
+    """
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise UserError(f"{where} is not an aezoo detector spec: expected \"format\": \"{FORMAT}\". "
+                        f"Received: format={spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}")
+    if spec.get("format_version") not in READABLE_VERSIONS:
+        raise UserError(f"{where} has format_version {spec.get('format_version')!r}; this runtime reads versions "
+                        f"{list(READABLE_VERSIONS)}. Re-export the bundle with this version of aezoo.")
+    spec = _upgrade_v1(spec) if spec["format_version"] == 1 else spec
+    _get(spec, where, "model.file", lambda v: isinstance(v, str) and v and "/" not in v and "\\" not in v and v not in (".", ".."),
+         "a file name inside the bundle")
+    _get(spec, where, "model.sha256", lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
+         "64 lowercase hex digits")
+    _get(spec, where, "model.bytes", lambda v: _int(v, 1), "a positive integer")
+    _get(spec, where, "model.quant", lambda v: v in QUANT_MODES, f"one of {QUANT_MODES}")
+    _check_tensor(spec, where, "input")
+    outputs = _get(spec, where, "outputs", lambda v: isinstance(v, list) and v and all(isinstance(o, dict) for o in v),
+                   "a non-empty list of output tensors")
+    names = [o.get("name") for o in outputs]
+    for i, output in enumerate(outputs):
+        if not isinstance(names[i], str) or not names[i]:
+            _fail(where, f"outputs[{i}].name", "a non-empty string", names[i])
+        _check_tensor({f"outputs[{i}]": output}, where, f"outputs[{i}]")
+    if len(set(names)) != len(names):
+        _fail(where, "outputs", "tensors with distinct names", names)
+    _check_preprocessing(spec, where)
+    _get(spec, where, "score.kind", lambda v: isinstance(v, str) and (known_kinds is None or v in known_kinds),
+                f"one of {sorted(known_kinds)}" if known_kinds is not None else "a score kind")
+    _get(spec, where, "score.params", lambda v: isinstance(v, dict), "an object")
+    _get(spec, where, "threshold.value", _number, "a finite number")
+    _get(spec, where, "threshold.method", lambda v: isinstance(v, str), "a string")
+    _get(spec, where, "class_names", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings")
+    _get(spec, where, "provenance", lambda v: isinstance(v, dict), "an object")
+    return spec
+
+
+def _upgrade_v1(spec: dict) -> dict:
+    """A version-1 spec in version-2 form (in memory): one reconstruction output, an image preprocessing."""
+    spec = copy.deepcopy(spec)
+    if not isinstance(spec.get("output"), dict) or not isinstance(spec.get("preprocessing"), dict) or not isinstance(spec.get("score"), dict):
+        raise UserError(f"a version-1 {SPEC_FILE} needs 'output', 'preprocessing' and 'score' objects. Received keys: {sorted(spec)}")
+    spec["format_version"], spec["upgraded_from_version"] = FORMAT_VERSION, 1
+    spec["outputs"] = [{"name": "reconstruction", **spec.pop("output")}]
+    spec["preprocessing"] = {"kind": "image", **spec["preprocessing"]}
+    spec["score"] = {"params": {}, **spec["score"]}
+    return spec
+
+
+def spec_digest(spec: dict) -> str:
+    """sha256 of the spec's content (canonical JSON, without its own ``integrity`` entry)."""
+    body = {k: v for k, v in spec.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -38,37 +158,28 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_spec(spec: Any, where: str = SPEC_FILE) -> dict:
-    """Return ``spec`` if it is a detector.json dictionary this version can use, else raise UserError."""
-    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
-        raise UserError(f"{where} is not an aezoo detector spec: expected \"format\": \"{FORMAT}\". "
-                        f"Received: format={spec.get('format') if isinstance(spec, dict) else type(spec).__name__!r}")
-    if spec.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{where} has format_version {spec.get('format_version')!r}; this runtime reads version "
-                        f"{FORMAT_VERSION}. Re-export the bundle with this version of aezoo.")
-    for key, subkeys in REQUIRED.items():
-        if key not in spec:
-            raise UserError(f"{where} lacks the {key!r} entry. Received keys: {sorted(spec)}")
-        missing = [k for k in subkeys if k not in spec[key]]
-        if missing:
-            raise UserError(f"{where} entry {key!r} lacks {missing}. Received: {spec[key]!r}")
-    pre = spec["preprocessing"]
-    if pre["color_mode"] not in ("L", "RGB") or pre["channels"] != {"L": 1, "RGB": 3}[pre["color_mode"]]:
-        raise UserError(f"{where}: preprocessing needs color_mode 'L' with 1 channel or 'RGB' with 3. Received: {pre!r}")
-    return spec
+def _verify_integrity(spec: dict, path: Path) -> None:
+    recorded = spec.get("integrity", {}).get("spec_sha256") if isinstance(spec.get("integrity"), dict) else None
+    if spec.get("format_version", 1) >= 2 and recorded != spec_digest(spec):
+        raise UserError(f"{path} was modified after export: its content does not match its integrity.spec_sha256 "
+                        f"(threshold, score or preprocessing edited?). Expected: {recorded}, actual: {spec_digest(spec)}. "
+                        "Re-export the bundle with `aezoo export`.")
 
 
-def read_bundle(bundle: str | os.PathLike, *, verify: bool = True) -> tuple[bytes, dict]:
-    """Read a bundle directory; return (tflite bytes, spec).
+def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: Any = None) -> tuple[bytes, dict]:
+    """Read a bundle directory; return (tflite bytes, spec as version 2).
 
     Args:
         bundle: The bundle directory (holding detector.json and the model file).
-        verify: Check the model's sha256 against detector.json. Defaults to True.
+        verify: Check the model's and the spec's sha256. Defaults to True.
+        known_kinds: score kinds this runtime can compute (None: any).
 
     Raises:
         UserError: when the directory, detector.json or the model file is missing or
-            malformed, or the model's sha256 does not match.
+            malformed, a field has the wrong type or range, or a sha256 does not match.
     """
+    if bundle is None or not isinstance(bundle, (str, os.PathLike)):
+        raise UserError(f"expected the path of a detector bundle directory. Received: {bundle!r}")
     bundle = Path(bundle)
     if not bundle.is_dir():
         raise UserError(f"expected a detector bundle directory (with {SPEC_FILE} and {MODEL_FILE}). Received: {str(bundle)!r}"
@@ -78,40 +189,53 @@ def read_bundle(bundle: str | os.PathLike, *, verify: bool = True) -> tuple[byte
         raise UserError(f"{str(bundle)!r} is not a detector bundle: {SPEC_FILE} is missing. "
                         "Export one with `aezoo export RUN --out DIR`.")
     try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        raw = json.loads(spec_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{spec_path} is not valid JSON: {exc}") from None
-    check_spec(spec, str(spec_path))
+    spec = check_spec(raw, str(spec_path), known_kinds=known_kinds)
+    if verify:
+        _verify_integrity(raw, spec_path)
     model_path = bundle / spec["model"]["file"]
     if not model_path.is_file():
         raise UserError(f"the bundle's model file is missing: {model_path}")
     data = model_path.read_bytes()
-    if verify:
-        actual = sha256_bytes(data)
-        if actual != spec["model"]["sha256"]:
-            raise UserError(
-                f"corrupted or modified model file {model_path}: the sha256 file hash does not match {SPEC_FILE}. "
-                f"Expected: {spec['model']['sha256']}, actual: {actual} ({len(data)} bytes, expected {spec['model']['bytes']})."
-            )
+    if verify and sha256_bytes(data) != spec["model"]["sha256"]:
+        raise UserError(
+            f"corrupted or modified model file {model_path}: the sha256 file hash does not match {SPEC_FILE}. "
+            f"Expected: {spec['model']['sha256']}, actual: {sha256_bytes(data)} ({len(data)} bytes, expected {spec['model']['bytes']})."
+        )
     return data, spec
 
 
-def write_bundle(out: str | os.PathLike, tflite: bytes, spec: dict, extra: dict[str, bytes | str] | None = None) -> Path:
+def _no_constant(name: str) -> None:
+    # json accepts NaN/Infinity by default; a spec holding them is not valid JSON for other readers.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def finish_spec(spec: dict, tflite: bytes) -> dict:
+    """The spec as written: model file facts filled in, checked, sealed with its integrity digest."""
+    spec = copy.deepcopy(spec)
+    spec["format"], spec["format_version"] = FORMAT, FORMAT_VERSION
+    spec["model"] = {**spec.get("model", {}), "file": MODEL_FILE, "bytes": len(tflite), "sha256": sha256_bytes(tflite)}
+    spec.pop("integrity", None)
+    check_spec(spec, "bundle spec")
+    spec["integrity"] = {"spec_sha256": spec_digest(spec),
+                         "covers": "every key of detector.json except this one (canonical JSON, sorted keys)"}
+    return spec
+
+
+def write_bundle(out: str | os.PathLike, tflite: bytes, spec: dict, extra: dict[str, bytes | str] | None = None,
+                 *, overwrite: bool = False) -> Path:
     """Write a bundle directory atomically: the model, detector.json and ``extra`` files.
 
-    The model's file name, size and sha256 are filled into ``spec["model"]`` here,
-    so they always describe the bytes written.
+    An existing ``out`` is replaced only when it is a bundle itself and ``overwrite``
+    is True; anything else there is refused, never deleted.
     """
-    spec = dict(spec)
-    spec["model"] = {**spec.get("model", {}), "file": MODEL_FILE, "bytes": len(tflite), "sha256": sha256_bytes(tflite)}
-    check_spec(spec, "bundle spec")
-    with files.atomic_dir(out) as tmp:
-        (tmp / MODEL_FILE).write_bytes(tflite)
-        (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        for name, content in (extra or {}).items():
-            path = tmp / name
-            if isinstance(content, str):
-                path.write_text(content, encoding="utf-8")
-            else:
-                path.write_bytes(content)
+    spec = finish_spec(spec, tflite)
+    content: dict[str, bytes] = {MODEL_FILE: tflite, SPEC_FILE: (json.dumps(spec, indent=2) + "\n").encode("utf-8")}
+    content.update({name: c.encode("utf-8") if isinstance(c, str) else c for name, c in (extra or {}).items()})
+    files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite)
+    with files.atomic_dir(out, marker=SPEC_FILE) as tmp:
+        for name, data in content.items():
+            (tmp / name).write_bytes(data)
     return Path(out)

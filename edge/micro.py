@@ -50,16 +50,24 @@ def to_c_array(tflite: bytes, *, name: str = "aezoo_model", spec: dict | None = 
         f"#define {macro}_LEN {len(tflite)}u",
     ]
     if spec is not None:
-        pre, inp, out = spec["preprocessing"], spec["input"], spec["output"]
-        lines += [
-            f"#define {macro}_HEIGHT {int(pre['height'])}",
-            f"#define {macro}_WIDTH {int(pre['width'])}",
-            f"#define {macro}_CHANNELS {int(pre['channels'])}",
+        from edge.scoring import get_kind
+
+        pre, inp = spec["preprocessing"], spec["input"]
+        shape = [f"#define {macro}_{axis} {int(v)}" for axis, v in zip(("HEIGHT", "WIDTH", "CHANNELS"), inp["shape"])] \
+            if pre["kind"] == "image" else [f"#define {macro}_FEATURES {int(inp['shape'][0])}"]
+        lines += shape + [
             f"#define {macro}_INPUT_SCALE {float(inp['scale']):.9g}f",
             f"#define {macro}_INPUT_ZERO_POINT ({int(inp['zero_point'])})",
-            f"#define {macro}_OUTPUT_SCALE {float(out['scale']):.9g}f",
-            f"#define {macro}_OUTPUT_ZERO_POINT ({int(out['zero_point'])})",
-            f"/* Anomaly when the {spec['score']['kind']} between input and reconstruction (pixels in [0, 1]) is above this. */",
+        ]
+        for k, out in enumerate(spec["outputs"]):
+            name = re.sub(r"[^A-Z0-9]", "_", out["name"].upper())
+            lines += [f"/* output {k}: {out['name']}, shape {out['shape']} */",
+                      f"#define {macro}_{name}_OUTPUT_INDEX {k}",
+                      f"#define {macro}_{name}_SCALE {float(out['scale']):.9g}f",
+                      f"#define {macro}_{name}_ZERO_POINT ({int(out['zero_point'])})"]
+        lines += [
+            f"/* Score {spec['score']['kind']!r}: {get_kind(spec['score']['kind']).summary} (edge/scoring.py); "
+            "an input is anomalous when it is above the threshold. */",
             f"#define {macro}_THRESHOLD {float(spec['threshold']['value']):.9g}",
             f"#define {macro}_SHA256 \"{spec['model']['sha256']}\"",
         ]
@@ -95,7 +103,7 @@ def to_c_array(tflite: bytes, *, name: str = "aezoo_model", spec: dict | None = 
 
 @dataclass
 class MicroReport:
-    """Result of running a model under the TFLite Micro interpreter."""
+    """Result of running a model under the TFLite Micro interpreter, against LiteRT and the bundle's threshold."""
 
     ok: bool
     ops: list[str]
@@ -105,6 +113,9 @@ class MicroReport:
     max_abs_diff_vs_litert: int | None
     max_abs_diff_vs_litert_xnnpack: int | None
     images_compared: int
+    max_score_diff_vs_litert: float | None = None
+    max_score_diff_vs_litert_xnnpack: float | None = None
+    verdicts_agree: int | None = None
     message: str = ""
 
     def to_dict(self) -> dict:
@@ -118,22 +129,24 @@ from tflite_micro.python.tflite_micro import runtime
 model = open(sys.argv[1], "rb").read()
 arena = int(sys.argv[2])
 x = np.load(sys.argv[3])
+n_out = int(sys.argv[5])
 interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
-outs = []
+outs = [[] for _ in range(n_out)]
 for i in range(len(x)):
     interp.set_input(x[i : i + 1], 0)
     interp.invoke()
-    outs.append(np.array(interp.get_output(0)))
-np.save(sys.argv[4], np.concatenate(outs))
+    for k in range(n_out):
+        outs[k].append(np.array(interp.get_output(k)))
+np.savez(sys.argv[4], *[np.concatenate(o) for o in outs])
 sys.stdout.flush()
 interp.print_allocations()
 """
 
 
-def _run_child(model_path: Path, arena: int, x_path: Path, out_path: Path, timeout: float) -> tuple[bool, str]:
+def _run_child(model_path: Path, arena: int, x_path: Path, out_path: Path, n_out: int, timeout: float) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(model_path), str(arena), str(x_path), str(out_path)],
+            [sys.executable, "-c", _CHILD, str(model_path), str(arena), str(x_path), str(out_path), str(n_out)],
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -151,80 +164,96 @@ def model_ops(tflite: bytes) -> list[str]:
     return sorted({op["op_name"] for op in interp._get_ops_details()})
 
 
-def check_micro(tflite: bytes, inputs: np.ndarray, *, timeout: float = 120.0) -> MicroReport:
-    """Run an int8, batch-1 model under TFLite Micro and compare it with LiteRT.
+def _run_micro(tflite: bytes, q: np.ndarray, n_out: int, timeout: float) -> tuple[list[np.ndarray] | None, int | None, bool, str]:
+    """(outputs, arena bytes, arena verified, log) of TFLite Micro on the quantized inputs ``q``."""
+    with tempfile.TemporaryDirectory(prefix="aezoo-micro-") as tmp:
+        tmp = Path(tmp)
+        model_path, x_path, out_path = tmp / "model.tflite", tmp / "x.npy", tmp / "out.npz"
+        model_path.write_bytes(tflite)
+        np.save(x_path, q)
+        generous = max(64 * 1024, 20 * len(tflite)) + int(q[0].size) * 64
+        ok, log = _run_child(model_path, generous, x_path, out_path, n_out, timeout)
+        if not ok:
+            return None, None, False, log
+        with np.load(out_path) as data:
+            outs = [data[f"arr_{k}"] for k in range(n_out)]
+        m = _ARENA_TOTAL.search(log)
+        arena = int(m.group(1)) if m else None
+        # The recorded total should suffice; small margins cover alignment if it does not.
+        for margin in (0, 256, 1024, 4096) if arena is not None else ():
+            out_path.unlink(missing_ok=True)
+            verified, _ = _run_child(model_path, arena + margin, x_path, out_path, n_out, timeout)
+            if verified:
+                return outs, arena + margin, True, log
+        return outs, arena, False, log
 
-    Runs each image of ``inputs`` (already quantized, int8, shape (N, H, W, C))
-    through TFLite Micro with a generous arena, reads the arena actually used from
-    its recording allocator, re-runs with exactly that arena to prove it is enough,
-    and compares the outputs with LiteRT's builtin kernels (max absolute difference in
-    int8 steps; the difference to LiteRT's default XNNPACK path is reported too).
-    An op TFLite Micro lacks makes ``ok`` False and is listed in ``unsupported_ops``.
+
+def check_micro(tflite: bytes, spec: dict, inputs: np.ndarray, *, timeout: float = 120.0) -> MicroReport:
+    """Run an int8, batch-1 bundle model under TFLite Micro; compare outputs, scores and verdicts with LiteRT.
+
+    ``inputs`` are what a device passes in (images in [0, 1] or raw vectors). Each runs
+    through TFLite Micro with a generous arena; the arena actually used is read from its
+    recording allocator and proven enough by a second run. The int8 outputs are compared
+    with LiteRT's builtin reference kernels (what TFLite Micro implements) and with its
+    default XNNPACK path, in int8 steps; the scores (``edge.scoring``) and the verdicts
+    against the bundle's threshold are compared too. ``ok`` needs every verdict to agree.
     """
-    inputs = np.ascontiguousarray(inputs)
-    if inputs.dtype != np.int8 or inputs.ndim != 4:
-        raise UserError(f"check_micro needs int8 inputs shaped (N, H, W, C). Received: {inputs.dtype} {inputs.shape}")
+    from edge.detector import Detector
+    from edge.scoring import compute
+
     try:
         from tflite_micro.python.tflite_micro import runtime  # noqa: F401
     except ImportError:
         raise UserError("the TFLite Micro check needs the tflite-micro package: pip install tflite-micro") from None
+    reference = Detector(tflite, {**spec, "model": {**spec["model"], "kernels": "reference"}})
+    if reference.quantize(inputs[:1]).dtype != np.int8 or reference._batch != 1:
+        raise UserError("the TFLite Micro check needs a full-integer int8 model with a batch of 1 "
+                        "(aezoo export --format c-array --quant int8)")
+    x = reference.prepare(inputs)
+    q = reference.quantize(inputs)
     ops = model_ops(tflite)
+    n_out = len(reference.output_names)
+    micro, arena, verified, log = _run_micro(tflite, q, n_out, timeout)
+    if micro is None:
+        missing = sorted(set(_MISSING_OP.findall(log)))
+        return MicroReport(False, ops, missing, None, False, None, None, 0,
+                           message=f"TFLite Micro could not run the model: {log.strip()[-800:]}")
+    expected = _litert_outputs(tflite, q, delegates=False)
+    expected_xnn = _litert_outputs(tflite, q, delegates=True)
+    diff = max(int(np.max(np.abs(m.astype(np.int32) - e.astype(np.int32)))) for m, e in zip(micro, expected))
+    diff_xnn = max(int(np.max(np.abs(m.astype(np.int32) - e.astype(np.int32)))) for m, e in zip(micro, expected_xnn))
 
-    # TFLite Micro implements the TFLite builtin kernels' arithmetic; LiteRT's default XNNPACK
-    # delegate rounds int8 TRANSPOSE_CONV/FULLY_CONNECTED differently (measured: up to 24 steps
-    # on a trained conv_ae), so the reference is LiteRT without delegates; XNNPACK is reported too.
-    expected = _litert_outputs(tflite, inputs, delegates=False)
-    expected_xnnpack = _litert_outputs(tflite, inputs, delegates=True)
+    def scores(raw: list[np.ndarray]) -> np.ndarray:
+        outs = {name: (r.astype(np.float64) - zero) * scale
+                for (name, _, (scale, zero)), r in zip(reference._outs, raw)}
+        return compute(reference.score_kind, x, outs, reference.score_params)
 
-    with tempfile.TemporaryDirectory(prefix="aezoo-micro-") as tmp:
-        tmp = Path(tmp)
-        model_path, x_path, out_path = tmp / "model.tflite", tmp / "x.npy", tmp / "out.npy"
-        model_path.write_bytes(tflite)
-        np.save(x_path, inputs)
-        generous = max(64 * 1024, 20 * len(tflite)) + int(inputs[0].size) * 64
-        ok, log = _run_child(model_path, generous, x_path, out_path, timeout)
-        if not ok:
-            missing = sorted(set(_MISSING_OP.findall(log)))
-            return MicroReport(False, ops, missing, None, False, None, None, 0,
-                               message=f"TFLite Micro could not run the model: {log.strip()[-800:]}")
-        m = _ARENA_TOTAL.search(log)
-        arena = int(m.group(1)) if m else None
-        got = np.load(out_path)
-        diff = diff_xnn = None
-        if got.shape == expected.shape:
-            diff = int(np.max(np.abs(got.astype(np.int32) - expected.astype(np.int32))))
-            diff_xnn = int(np.max(np.abs(got.astype(np.int32) - expected_xnnpack.astype(np.int32))))
-        verified = False
-        # The recorded total should suffice; small margins cover alignment if it does not.
-        for margin in (0, 256, 1024, 4096) if arena is not None else ():
-            out_path.unlink(missing_ok=True)
-            verified, _ = _run_child(model_path, arena + margin, x_path, out_path, timeout)
-            if verified:
-                arena += margin
-                break
-    ok = diff is not None and diff <= 1 and verified
-    message = (f"runs under TFLite Micro with a {arena}-byte arena; output within {diff} int8 step(s) of LiteRT's "
-               f"builtin kernels ({diff_xnn} of LiteRT with XNNPACK)"
-               if ok else f"TFLite Micro output differs from LiteRT's builtin kernels by up to {diff} int8 steps")
-    return MicroReport(ok, ops, [], arena, verified, diff, diff_xnn, len(inputs), message=message)
+    s_micro, s_ref, s_xnn = scores(micro), scores(expected), scores(expected_xnn)
+    t = float(spec["threshold"]["value"])
+    agree = int(np.sum((s_micro > t) == (s_ref > t)))
+    ok = diff <= 1 and verified and agree == len(x)
+    message = (f"runs under TFLite Micro with a {arena}-byte arena; outputs within {diff} int8 step(s) of LiteRT's "
+               f"reference kernels ({diff_xnn} of LiteRT with XNNPACK); {agree} of {len(x)} verdicts agree with the "
+               f"bundle's threshold" if ok else
+               f"TFLite Micro differs: outputs up to {diff} int8 steps from LiteRT's reference kernels, "
+               f"{agree} of {len(x)} verdicts agree, arena verified: {verified}")
+    return MicroReport(ok, ops, [], arena, verified, diff, diff_xnn, len(x),
+                       float(np.max(np.abs(s_micro - s_ref))), float(np.max(np.abs(s_micro - s_xnn))), agree, message)
 
 
-def _litert_outputs(tflite: bytes, inputs: np.ndarray, *, delegates: bool) -> np.ndarray:
-    """Outputs of LiteRT on each image of ``inputs`` (batch 1), with or without its default XNNPACK delegate."""
+def _litert_outputs(tflite: bytes, inputs: np.ndarray, *, delegates: bool) -> list[np.ndarray]:
+    """Raw outputs of LiteRT on each input (batch 1), with or without its default XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     lite = Interpreter(model_content=tflite, num_threads=1, experimental_op_resolver_type=resolver)
     lite.allocate_tensors()
-    details = lite.get_input_details()[0]
-    got = (details["dtype"], tuple(details["shape"]))
-    if got[0] != np.int8 or got[1] != (1, *inputs.shape[1:]):
-        raise UserError(f"the TFLite Micro check needs a full-integer int8 model with input (1, {', '.join(map(str, inputs.shape[1:]))}). "
-                        f"Received: a model with input {np.dtype(got[0]).name} {got[1]}")
-    in_idx, out_idx = details["index"], lite.get_output_details()[0]["index"]
-    out = []
+    in_idx = lite.get_input_details()[0]["index"]
+    out_idx = [d["index"] for d in lite.get_output_details()]
+    outs: list[list[np.ndarray]] = [[] for _ in out_idx]
     for i in range(len(inputs)):
         lite.set_tensor(in_idx, inputs[i : i + 1])
         lite.invoke()
-        out.append(lite.get_tensor(out_idx).copy())
-    return np.concatenate(out)
+        for k, idx in enumerate(out_idx):
+            outs[k].append(lite.get_tensor(idx).copy())
+    return [np.concatenate(o) for o in outs]

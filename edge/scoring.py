@@ -1,20 +1,23 @@
-"""Anomaly scores and threshold calibration in numpy only.
+"""Anomaly scores from a model's outputs, in numpy only: the same arithmetic on the device and in training.
 
-This module is TensorFlow-free (and scikit-learn-free) because the device
-runtime uses it: the detector on a device must compute exactly the score the
-threshold was calibrated on during training.
+A score kind is one small function registered with :func:`score_kind`: it names the
+model outputs it reads and turns them (with the input batch and the kind's JSON
+parameters) into one number per image, higher = more anomalous. The training side
+(``training.scores``) builds the Keras graph that produces those outputs and fits
+its parameters; this module is the only place the final number is computed, so a
+float Keras model, an int8 LiteRT model and a microcontroller agree by construction.
+
+TensorFlow-free and scikit-learn-free: the device runtime imports it.
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import numpy as np
 
 from zoo.errors import UserError
-
-SCORE_KINDS = ("mse", "mae", "ssim")
-THRESHOLD_METHODS = ("percentile", "mean_std", "best_f1")
 
 # Structural similarity constants of Wang et al. (2004), as in scikit-image's
 # defaults for float images in [0, 1]: 7x7 uniform window, sample covariance.
@@ -22,36 +25,104 @@ SSIM_WINDOW = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
+Outputs = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ScoreKind:
+    """A registered score: the outputs it reads and the numpy function that reduces them."""
+
+    name: str
+    outputs: tuple[str, ...]
+    reduce: Callable[[np.ndarray, Outputs, dict], np.ndarray]
+    summary: str
+
+
+SCORE_KINDS: dict[str, ScoreKind] = {}
+
+
+def score_kind(name: str, outputs: tuple[str, ...]) -> Callable:
+    """Register ``fn(x, outputs, params) -> scores`` as score kind ``name`` reading ``outputs``."""
+
+    def register(fn: Callable[[np.ndarray, Outputs, dict], np.ndarray]) -> Callable:
+        SCORE_KINDS[name] = ScoreKind(name, outputs, fn, (fn.__doc__ or "").strip().split("\n", 1)[0])
+        return fn
+
+    return register
+
+
+def get_kind(name: str) -> ScoreKind:
+    """The registered kind ``name``; an unknown one is a UserError listing the valid kinds."""
+    if name not in SCORE_KINDS:
+        raise UserError(f"unknown score kind; expected one of {', '.join(SCORE_KINDS)}. Received: kind={name!r}")
+    return SCORE_KINDS[name]
+
+
+def compute(kind: str, x: np.ndarray, outputs: Outputs, params: dict | None = None) -> np.ndarray:
+    """Return one float64 score per row of ``x`` from the model ``outputs`` (dequantized to float)."""
+    spec = get_kind(kind)
+    missing = [o for o in spec.outputs if o not in outputs]
+    if missing:
+        raise UserError(f"score {kind!r} needs the model outputs {list(spec.outputs)}; missing {missing}. "
+                        f"Received outputs: {sorted(outputs)}")
+    return np.asarray(spec.reduce(x, outputs, params or {}), dtype=np.float64)
+
+
+def _per_row(a: np.ndarray) -> np.ndarray:
+    return a.reshape(len(a), -1)
+
+
+def _residual(x: np.ndarray, out: Outputs) -> np.ndarray:
+    x_hat = out["reconstruction"]
+    if np.shape(x) != np.shape(x_hat):
+        raise UserError(f"images and reconstructions must have the same shape. Received: {np.shape(x)} and {np.shape(x_hat)}")
+    return _per_row(np.asarray(x, np.float64) - np.asarray(x_hat, np.float64))
+
+
+@score_kind("mse", ("reconstruction",))
+def _mse(x: np.ndarray, out: Outputs, params: dict) -> np.ndarray:
+    """Mean squared reconstruction error per image."""
+    r = _residual(x, out)
+    return np.einsum("ij,ij->i", r, r) / r.shape[1]
+
+
+@score_kind("mae", ("reconstruction",))
+def _mae(x: np.ndarray, out: Outputs, params: dict) -> np.ndarray:
+    """Mean absolute reconstruction error per image."""
+    return np.abs(_residual(x, out)).mean(axis=1)
+
+
+@score_kind("ssim", ("reconstruction",))
+def _ssim(x: np.ndarray, out: Outputs, params: dict) -> np.ndarray:
+    """1 - mean structural similarity of image and reconstruction (7x7 window)."""
+    return 1.0 - ssim(x, out["reconstruction"])
+
+
+@score_kind("elbo", ("reconstruction", "z_mean", "z_log_var"))
+def _elbo(x: np.ndarray, out: Outputs, params: dict) -> np.ndarray:
+    """Negative ELBO per input value: (squared error + KL(q(z|x) || N(0, I))) / D, decoded at z_mean."""
+    r = _residual(x, out)
+    mean = _per_row(np.asarray(out["z_mean"], np.float64))
+    log_var = _per_row(np.asarray(out["z_log_var"], np.float64))
+    kl = -0.5 * np.sum(1.0 + log_var - mean**2 - np.exp(log_var), axis=1)
+    return (np.einsum("ij,ij->i", r, r) + kl) / r.shape[1]
+
+
+@score_kind("nap", ("whitened",))
+def _nap(x: np.ndarray, out: Outputs, params: dict) -> np.ndarray:
+    """Squared norm of the whitened hidden-activation features (Mahalanobis distance along the encoder)."""
+    w = _per_row(np.asarray(out["whitened"], np.float64))
+    return np.einsum("ij,ij->i", w, w)
+
 
 def score_reconstruction(x: np.ndarray, x_hat: np.ndarray, kind: str = "mse") -> np.ndarray:
-    """Return one anomaly score per image from images and their reconstructions.
-
-    Args:
-        x: images, shape (N, ...) (NHWC or flat), values in [0, 1].
-        x_hat: reconstructions, the same shape as ``x``.
-        kind: "mse" (mean squared error per image), "mae" (mean absolute
-            error) or "ssim" (1 - mean structural similarity; images must be
-            NHWC or NHW, at least 7x7). Defaults to "mse".
-
-    Returns:
-        float64 array of shape (N,); higher means more anomalous.
-    """
-    if kind not in SCORE_KINDS:
-        raise UserError(f"score kind must be one of {', '.join(SCORE_KINDS)}. Received: kind={kind!r}")
-    x = np.asarray(x, dtype=np.float64)
-    x_hat = np.asarray(x_hat, dtype=np.float64)
-    if x.shape != x_hat.shape:
-        raise UserError(
-            f"images and reconstructions must have the same shape. Received: x.shape={x.shape}, x_hat.shape={x_hat.shape}"
-        )
+    """Return one score per image from images and reconstructions (``kind``: mse, mae or ssim)."""
+    if kind not in ("mse", "mae", "ssim"):
+        raise UserError(f"a reconstruction score is one of mse, mae, ssim. Received: kind={kind!r}")
+    x = np.asarray(x)
     if x.ndim < 2:
-        raise UserError(f"expected a batch of images with shape (N, ...). Received: x.shape={x.shape}")
-    n = x.shape[0]
-    if kind == "mse":
-        return np.mean(np.square(x - x_hat).reshape(n, -1), axis=1)
-    if kind == "mae":
-        return np.mean(np.abs(x - x_hat).reshape(n, -1), axis=1)
-    return 1.0 - ssim(x, x_hat)
+        raise UserError(f"expected a batch with shape (N, ...). Received: x.shape={x.shape}")
+    return compute(kind, x, {"reconstruction": x_hat})
 
 
 def _box_sum(a: np.ndarray, w: int) -> np.ndarray:
@@ -95,76 +166,3 @@ def ssim(x: np.ndarray, y: np.ndarray, *, data_range: float = 1.0, batch_size: i
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         out[start : start + len(a)] = s.reshape(len(a), -1).mean(axis=1)
     return out
-
-
-def calibrate_threshold(
-    scores: np.ndarray,
-    method: str = "percentile",
-    *,
-    percentile: float = 99.0,
-    k: float = 3.0,
-    labels: np.ndarray | None = None,
-) -> float:
-    """Return a threshold on anomaly scores; an image is anomalous when its score is above it.
-
-    Args:
-        scores: scores of normal validation images; for "best_f1", the scores
-            of the user's own labeled images (normal and anomalous).
-        method: "percentile" (the ``percentile``-th percentile of the scores),
-            "mean_std" (mean + ``k`` * standard deviation) or "best_f1" (the
-            threshold with the best F1 on ``labels``, 1 = anomaly). Without any
-            labeled anomaly, "best_f1" warns and falls back to "percentile".
-            Defaults to "percentile".
-        percentile: in (0, 100]. Defaults to 99.0.
-        k: number of standard deviations for "mean_std". Defaults to 3.0.
-        labels: 0/1 labels for "best_f1", the same length as ``scores``.
-
-    Returns:
-        The threshold as a Python float.
-    """
-    if method not in THRESHOLD_METHODS:
-        raise UserError(f"threshold method must be one of {', '.join(THRESHOLD_METHODS)}. Received: method={method!r}")
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size == 0 or not np.all(np.isfinite(scores)):
-        raise UserError(f"threshold calibration needs a non-empty array of finite scores. Received: {scores.size} scores")
-    if not 0.0 < float(percentile) <= 100.0:
-        raise UserError(f"percentile must be in (0, 100]. Received: percentile={percentile}")
-    if method == "best_f1":
-        if labels is not None:
-            labels = np.asarray(labels).ravel()
-            if labels.shape != scores.shape or not np.isin(labels, (0, 1)).all():
-                raise UserError(
-                    f"best_f1 labels must be 0 (normal) or 1 (anomaly), one per score. Received: labels.shape={labels.shape}, "
-                    f"scores.shape={scores.shape}"
-                )
-        if labels is None or not labels.any():
-            warnings.warn(
-                "best_f1 threshold needs labeled anomalies (labels with at least one 1), and none were given: "
-                f"falling back to the {percentile:g}th percentile of the scores, which are assumed to be normal.",
-                UserWarning,
-                stacklevel=2,
-            )
-            method = "percentile"
-        elif labels.all():
-            raise UserError("best_f1 needs normal images too (labels with at least one 0). Received: only anomalies")
-        else:
-            return _best_f1_threshold(scores, labels.astype(bool))
-    if method == "percentile":
-        return float(np.percentile(scores, percentile))
-    return float(scores.mean() + float(k) * scores.std())
-
-
-def _best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Threshold between two consecutive distinct scores that maximizes F1 of ``score > t``."""
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    tp = np.cumsum(y)
-    fp = np.cumsum(~y)
-    # Only cut where the score changes: tied images fall on the same side.
-    last = np.r_[s[1:] != s[:-1], True]
-    tp, fp, idx = tp[last], fp[last], np.flatnonzero(last)
-    f1 = 2 * tp / (2 * tp + fp + (y.sum() - tp))
-    best = int(np.argmax(f1))
-    i = idx[best]
-    below = s[i + 1] if i + 1 < len(s) else s[i] - max(1e-12, abs(s[i]) * 1e-6)
-    return float((s[i] + below) / 2.0)

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from zoo import pretrained
-from zoo.cli import main
+from training.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from zoo import pretrained
-from zoo.cli import main
+from training.cli import main
 from zoo.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from zoo.cli import main
+from training.cli import main
 
 ROWS = ["keras", "float32", "float16", "dynamic", "int8", "qat_int8", "prune_int8", "cluster_int8"]
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo.cli import main
+from training.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from scipy.ndimage import uniform_filter
 from sklearn.exceptions import NotFittedError
 
-from edge.scoring import calibrate_threshold, score_reconstruction, ssim
+from edge.scoring import score_reconstruction, ssim
+from training.threshold import calibrate_threshold
 from training.baselines import PCABaseline
 from training.metrics import detection_metrics
 from zoo.errors import UserError

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo.cli import main
+from training.cli import main
 
 RUN_FILES = ("model.keras", "config.json", "history.json", "threshold.json", "metrics.json")
 PLOTS = ("reconstructions.png", "score_histogram.png", "roc.png", "training_curves.png", "latent_space.png")

@@ -4,11 +4,11 @@ Importing ``training`` imports neither TensorFlow nor any data: the public names
 load on first use (PEP 562 ``__getattr__``)::
 
     import training
-    result = training.train(model="conv_ae", normal_class=1, epochs=10, out="runs/trouser")
-    result.model, result.history, result.metrics["model"]["auroc"]
-    model, config, threshold = training.load_run("runs/trouser")
-    training.evaluate_path("runs/trouser")      # a run folder, .keras file or .tflite bundle
-    training.score(model, images, kind="mse")
+    result = training.train(model="conv_ae", normal_class=1, score="nap", out="runs/trouser")
+    result.detector.decision_function(images), result.metrics["model"]["auroc"]
+    detector, config = training.load_run("runs/trouser")
+    training.evaluate_path("runs/trouser")      # a run folder, .keras file or detector bundle
+    training.AutoencoderDetector(model="dense_ae").fit(x_train, x_val)
 """
 
 from __future__ import annotations
@@ -17,22 +17,26 @@ from zoo.lazy import lazy_exports
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "TrainConfig": "training.fit",
-    "TrainResult": "training.fit",
-    "train": "training.fit",
-    "train_all": "training.fit",
-    "load_run": "training.fit",
+    "TrainConfig": "training.config",
+    "DetectorConfig": "training.config",
+    "AutoencoderDetector": "training.detector",
+    "TrainResult": "training.trainer",
+    "train": "training.trainer",
+    "train_all": "training.trainer",
+    "load_run": "training.runs",
+    "Run": "training.runs",
     "evaluate_path": "training.evaluate",
-    "evaluate_detector": "training.evaluate",
-    "score": "training.scoring",
-    "reconstruct": "training.scoring",
+    "evaluate_split": "training.evaluate",
     "detection_metrics": "training.metrics",
     "PCABaseline": "training.baselines",
+    "KNNBaseline": "training.baselines",
     "load_split": "training.data",
     "class_names": "training.data",
-    "make_pipeline": "training.data",
     "one_class_split": "training.data",
+    "all_classes_split": "training.data",
     "OneClassSplit": "training.data",
+    "Source": "training.data",
+    "score_kinds": "training.scores",
 }
 
 __all__ = sorted(_LAZY)

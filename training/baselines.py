@@ -1,86 +1,149 @@
-"""PCA reconstruction-error baseline with the detector interface of scikit-learn and PyOD."""
+"""The classical baselines of PROTOCOL.md, with the detector interface of scikit-learn and PyOD.
+
+- :class:`PCABaseline`: reconstruction error through the components explaining 90%
+  of the normal training variance;
+- :class:`KNNBaseline`: distance to the 5th nearest normal training image (PyOD's
+  KNN default, scikit-learn's ``NearestNeighbors``) on raw pixels.
+
+Both: ``fit(x_train, x_val) -> self`` (threshold calibrated on the normal
+``x_val``), ``decision_function``, ``predict``, ``threshold_``, ``reconstruct``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import NearestNeighbors
 
-from edge.scoring import calibrate_threshold
+from training.threshold import threshold_record
 from zoo.errors import UserError
 
 
-class PCABaseline:
-    """Anomaly detector: reconstruction error of the images through a PCA of normal images.
+class _Baseline:
+    """Shared by the baselines: flattening, the threshold, ``predict`` and the not-fitted error."""
 
-    The protocol's baseline: components explaining 90% of the normal training
-    variance; the score is the mean squared error per image (the autoencoders'
-    default score, on the same scale).
-
-    Args:
-        variance: fraction of the training variance the components explain. Defaults to 0.9.
-        threshold_method: "percentile", "mean_std" or "best_f1" (see
-            :func:`edge.scoring.calibrate_threshold`). Defaults to "percentile".
-        percentile: for "percentile". Defaults to 99.0.
-        k: for "mean_std". Defaults to 3.0.
-    """
-
-    def __init__(self, variance: float = 0.9, threshold_method: str = "percentile", percentile: float = 99.0, k: float = 3.0):
-        self.variance = variance
+    def __init__(self, threshold_method: str = "percentile", percentile: float = 99.0, k: float = 3.0):
         self.threshold_method = threshold_method
         self.percentile = percentile
         self.k = k
 
-    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "PCABaseline":
-        """Fit the PCA on normal images ``x`` and calibrate ``threshold_``.
-
-        The threshold is calibrated on ``x_val`` (normal validation images) when
-        given, otherwise on the training scores.
-        """
-        if not 0.0 < float(self.variance) <= 1.0:
-            raise UserError(f"variance must be in (0, 1]. Received: variance={self.variance}")
-        flat = self._flat(x)
-        if len(flat) < 2:
-            raise UserError(f"PCA needs at least 2 training images. Received: {len(flat)}")
-        n = self.variance if self.variance < 1.0 else min(flat.shape)
-        # With far more images than pixels, the eigendecomposition of the covariance matrix gives the same
-        # components as a full SVD about ten times faster.
-        solver = "covariance_eigh" if flat.shape[0] >= 2 * flat.shape[1] else "full"
-        self.pca_ = PCA(n_components=n, svd_solver=solver).fit(flat)
-        self.n_components_ = int(self.pca_.n_components_)
-        self.input_shape_ = tuple(np.shape(x)[1:])
+    def _calibrate(self, x: np.ndarray, x_val: np.ndarray | None) -> None:
         self.decision_scores_ = self.decision_function(x)
-        calib = self.decision_scores_ if x_val is None else self.decision_function(x_val)
-        self.threshold_ = calibrate_threshold(calib, self.threshold_method, percentile=self.percentile, k=self.k)
-        return self
-
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Return the PCA reconstructions of ``x``, same shape as ``x``."""
-        self._check_fitted()
-        flat = self._flat(x)
-        return self.pca_.inverse_transform(self.pca_.transform(flat)).reshape(np.shape(x))
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Return one anomaly score per image (mean squared reconstruction error)."""
-        self._check_fitted()
-        flat = self._flat(x)
-        rec = self.pca_.inverse_transform(self.pca_.transform(flat))
-        return np.mean(np.square(flat - rec), axis=1)
+        calib = self.decision_scores_ if x_val is None or not len(x_val) else self.decision_function(x_val)
+        self.threshold_record_ = threshold_record(calib, method=self.threshold_method, percentile=self.percentile, k=self.k,
+                                                  calibrated_on="normal validation images" if x_val is not None else "training images")
+        self.threshold_ = self.threshold_record_["value"]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Return 1 for images scored above ``threshold_`` (anomalies), else 0."""
-        self._check_fitted()
-        return (self.decision_function(x) > self.threshold_).astype(int)
+        """Return 1 for inputs scored above ``threshold_`` (anomalies), else 0."""
+        return (self.decision_function(x) > self.threshold_).astype(np.int64)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "pca_"):
-            raise NotFittedError(
-                "This PCABaseline instance is not fitted yet. Call 'fit' with normal training images before using this detector."
-            )
+    def _check_fitted(self, attribute: str) -> None:
+        if not hasattr(self, attribute):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with normal training "
+                                 "images before using this detector.")
 
     @staticmethod
     def _flat(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim < 2:
-            raise UserError(f"expected a batch of images with shape (N, ...). Received: shape={x.shape}")
+            raise UserError(f"expected a batch with shape (N, ...). Received: shape={x.shape}")
         return x.reshape(len(x), -1)
+
+
+class PCABaseline(_Baseline):
+    """Anomaly detector: reconstruction error of the inputs through a PCA of normal inputs.
+
+    Args:
+        variance: fraction of the training variance the components explain. Defaults to 0.9.
+        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+    """
+
+    name = "PCA"
+    score_kind = "pca_mse"
+
+    def __init__(self, variance: float = 0.9, threshold_method: str = "percentile", percentile: float = 99.0, k: float = 3.0):
+        super().__init__(threshold_method, percentile, k)
+        self.variance = variance
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "PCABaseline":
+        """Fit the PCA on normal inputs ``x`` and calibrate ``threshold_`` on ``x_val`` (else on ``x``)."""
+        if not 0.0 < float(self.variance) <= 1.0:
+            raise UserError(f"variance must be in (0, 1]. Received: variance={self.variance}")
+        flat = self._flat(x)
+        if len(flat) < 2:
+            raise UserError(f"PCA needs at least 2 training inputs. Received: {len(flat)}")
+        n = self.variance if self.variance < 1.0 else min(flat.shape)
+        # With far more images than pixels, the covariance eigendecomposition gives the same components as a
+        # full SVD about ten times faster.
+        solver = "covariance_eigh" if flat.shape[0] >= 2 * flat.shape[1] else "full"
+        self.pca_ = PCA(n_components=n, svd_solver=solver).fit(flat)
+        self.n_components_ = int(self.pca_.n_components_)
+        self._calibrate(x, x_val)
+        return self
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Return the PCA reconstructions of ``x``, same shape as ``x``."""
+        self._check_fitted("pca_")
+        flat = self._flat(x)
+        return self.pca_.inverse_transform(self.pca_.transform(flat)).reshape(np.shape(x))
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Return one anomaly score per input (mean squared reconstruction error)."""
+        self._check_fitted("pca_")
+        flat = self._flat(x)
+        rec = self.pca_.inverse_transform(self.pca_.transform(flat))
+        return np.mean(np.square(flat - rec), axis=1)
+
+
+class KNNBaseline(_Baseline):
+    """Anomaly detector: Euclidean distance to the ``n_neighbors``-th nearest normal training input.
+
+    Args:
+        n_neighbors: which neighbour's distance is the score. Defaults to 5 (PyOD's KNN default).
+        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+    """
+
+    name = "kNN"
+    score_kind = "knn_distance"
+
+    def __init__(self, n_neighbors: int = 5, threshold_method: str = "percentile", percentile: float = 99.0, k: float = 3.0):
+        super().__init__(threshold_method, percentile, k)
+        self.n_neighbors = n_neighbors
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "KNNBaseline":
+        """Index normal inputs ``x`` and calibrate ``threshold_`` on ``x_val`` (else on ``x``, leaving each point out)."""
+        flat = self._flat(x).astype(np.float32)
+        if not isinstance(self.n_neighbors, int) or not 1 <= self.n_neighbors < len(flat):
+            raise UserError(f"n_neighbors must be an integer in 1..{len(flat) - 1}. Received: n_neighbors={self.n_neighbors!r}")
+        self.train_ = flat
+        self.nn_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(flat)
+        self.n_features_ = flat.shape[1]
+        if x_val is None or not len(x_val):
+            # On its own training points the nearest neighbour is the point itself: ask for one more.
+            dist, _ = self.nn_.kneighbors(flat, n_neighbors=self.n_neighbors + 1)
+            self.decision_scores_ = dist[:, -1]
+            self.threshold_record_ = threshold_record(self.decision_scores_, method=self.threshold_method,
+                                                      percentile=self.percentile, k=self.k, calibrated_on="training images")
+            self.threshold_ = self.threshold_record_["value"]
+        else:
+            self._calibrate(x, x_val)
+        return self
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Return the distance of each input to its ``n_neighbors``-th nearest normal training input."""
+        self._check_fitted("nn_")
+        dist, _ = self.nn_.kneighbors(self._flat(x).astype(np.float32))
+        return dist[:, -1].astype(np.float64)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Return the mean of each input's ``n_neighbors`` nearest normal training inputs, shaped like ``x``."""
+        self._check_fitted("nn_")
+        _, idx = self.nn_.kneighbors(self._flat(x).astype(np.float32))
+        return self.train_[idx].mean(axis=1).reshape(np.shape(x))
+
+
+def fit_baselines(x_train: np.ndarray, x_val: np.ndarray, **threshold: object) -> dict[str, _Baseline]:
+    """PCA and kNN fitted on the same normal data: the baselines of every report, by name."""
+    return {"pca": PCABaseline(**threshold).fit(x_train, x_val), "knn": KNNBaseline(**threshold).fit(x_train, x_val)}

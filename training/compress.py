@@ -1,7 +1,7 @@
 """Compression with the TensorFlow Model Optimization toolkit: QAT, pruning, clustering.
 
 Each method fine-tunes a trained autoencoder on its normal training images and
-returns a Keras model that ``edge.convert.to_tflite`` turns into an int8 detector:
+returns a Keras model that ``training.convert.to_tflite`` turns into an int8 detector:
 
 - ``qat``: quantization-aware training (fake-quant wrappers; the converter folds them);
 - ``prune``: magnitude pruning to a target sparsity, then ``strip_pruning``;
@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from zoo.config import Config, check_choice, check_int, check_number
 from zoo.errors import UserError
 from zoo.keras import keras, tf
 
@@ -41,8 +40,8 @@ PRUNE_RAMP = 0.7
 RANGE_CALIBRATION_IMAGES = 1000
 
 
-@dataclass
-class CompressConfig:
+@dataclasses.dataclass
+class CompressConfig(Config):
     """How to compress a trained model; round-trips to JSON.
 
     Args:
@@ -64,33 +63,15 @@ class CompressConfig:
     batch_size: int = 128
     seed: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CompressConfig":
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are a UserError."""
-        from training.fit import config_from_dict
-
-        return config_from_dict(cls, data)
-
     def validate(self) -> "CompressConfig":
         """Check every field; raise UserError quoting the bad value."""
-        if self.method not in METHODS:
-            raise UserError(f"method must be one of {', '.join(METHODS)}. Received: method={self.method!r}")
-
-        def number(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        if not number(self.sparsity) or not 0.0 < self.sparsity < 1.0:
+        check_choice(self, "method", METHODS)
+        check_number(self, "sparsity", 0.0, 1.0)
+        if self.sparsity >= 1.0:
             raise UserError(f"sparsity must be a fraction in (0, 1), e.g. 0.5. Received: sparsity={self.sparsity!r}")
         for name, low in (("clusters", 2), ("epochs", 1), ("batch_size", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UserError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
-        if not number(self.lr) or not 0 < self.lr < 10:
-            raise UserError(f"lr must be a positive number. Received: lr={self.lr!r}")
+            check_int(self, name, low)
+        check_number(self, "lr", 0.0, 10.0)
         return self
 
 
@@ -295,19 +276,20 @@ def compress(
         verbose: Keras ``fit`` verbosity. Defaults to "auto".
 
     Returns:
-        ``(compressed_model, stats)``: the model ready for ``edge.convert.to_tflite``
+        ``(compressed_model, stats)``: the model ready for ``training.convert.to_tflite``
         (QAT methods return a QAT model, layer names kept, which the converter folds
         into int8 kernels; pruning and clustering a plain float model), and ``stats``:
         :func:`weight_stats` plus the fine-tuning losses and time.
     """
     import zoo
-    from training.data import make_pipeline
+    from training.fit import make_pipeline
 
     config.validate()
+    batch = min(config.batch_size, len(x_train))
     keras.utils.set_random_seed(config.seed)
-    train = make_pipeline(np.asarray(x_train, np.float32), batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    val = make_pipeline(np.asarray(x_val, np.float32), batch_size=config.batch_size, shuffle=False, seed=config.seed)
-    steps = math.ceil(len(x_train) / config.batch_size) * config.epochs
+    train = make_pipeline(x_train, batch_size=batch, shuffle=True, seed=config.seed)
+    val = make_pipeline(x_val, batch_size=batch, shuffle=False, seed=config.seed)
+    steps = math.ceil(len(x_train) / batch) * config.epochs
     stages: list[dict[str, Any]] = []
 
     def fine_tune(stage: str, m: keras.Model, callbacks: list | None = None) -> keras.Model:
@@ -379,88 +361,62 @@ def default_out(run: str | os.PathLike, method: str) -> Path:
     return run.with_name(f"{run.resolve().name}-{method}")
 
 
-def optimize_run(
-    run: str | os.PathLike,
-    config: CompressConfig,
-    *,
-    out: str | os.PathLike | None = None,
-    split=None,
-    plots: bool = True,
-    verbose: int | str = "auto",
-) -> Path:
-    """Compress a training run's model and write the result as a run folder.
+def optimize_run(run: str | os.PathLike, config: CompressConfig, *, out: str | os.PathLike | None = None, split: Any = None,
+                 plots: bool = True, verbose: int | str = "auto") -> Path:
+    """Compress a training run's model and write the result as a run folder of its own.
 
-    The folder holds what ``training.train`` writes, so ``aezoo evaluate`` and
-    ``aezoo export`` accept it: model.keras; config.json (the source TrainConfig plus
-    a "compression" section: the CompressConfig, the source run and its model's
-    sha256); threshold.json recalibrated on the normal validation images with the
-    compressed model (the source run's method); metrics.json on the one-class test
-    split, beside the PCA baseline, plus "compression" (weight stats, fine-tuning,
-    the source model's AUROC); and plots/.
+    The folder holds what ``training.train`` writes, so ``aezoo evaluate`` and ``aezoo
+    export`` accept it: the compressed network with its score refitted on the normal
+    training images and its threshold on the normal validation images (the source
+    run's score and method); config.json (the source TrainConfig plus a "compression"
+    section: the CompressConfig, the source run and its model's sha256); metrics.json
+    beside PCA and kNN, plus "compression" (weight stats, fine-tuning, the source AUROC).
 
     Args:
         run: the training run folder.
         config: the compression method and settings.
         out: the folder to write. Defaults to ``<RUN>-<method>`` beside ``run``; must not exist.
         split: a prepared ``OneClassSplit`` (skips loading the run's data).
-        plots: draw the PNG plots. Defaults to True.
-        verbose: Keras ``fit`` verbosity. Defaults to "auto".
-
-    Returns:
-        The written run folder.
+        plots: draw the PNG plots. verbose: Keras ``fit`` verbosity.
     """
-    from edge.scoring import calibrate_threshold
-    from training.evaluate import evaluate_detector
-    from training.fit import load_one_class_split, load_run
-    from training.scoring import score
-    from zoo.files import atomic_dir, sha256_file, write_json
+    from training import data, runs
+    from training.detector import AutoencoderDetector
+    from training.evaluate import evaluate_split
+    from zoo.files import atomic_dir, check_replaceable, sha256_file, write_json
 
     config.validate()
-    run = Path(run)
-    model, train_config, source_threshold = load_run(run)
-    source_config = json.loads((run / "config.json").read_text())
-    if "compression" in source_config and config.method in QAT_METHODS and source_config["compression"]["config"]["method"] in QAT_METHODS:
-        raise UserError(f"{run} is already quantization-aware ({source_config['compression']['config']['method']}); "
-                        f"compress its float source run instead. Received: --method {config.method}")
-    if getattr(train_config, "all_classes", False):
-        raise UserError(f"optimize compresses a one-class detector run; {run} was trained on every class "
-                        "(--all-classes-one-model). Received: all_classes=True")
-    out = Path(out) if out is not None else default_out(run, config.method)
+    source = runs.Run(run)
+    detector, train_config = runs.load_run(source.path)
+    _check_compressible(source, train_config, config)
+    out = Path(out) if out is not None else default_out(source.path, config.method)
     if out.exists():
         raise UserError(f"{out} already exists; choose another --out or delete it. Received: --out {out}")
-    if split is None:
-        split = load_one_class_split(train_config.dataset, train_config.normal_class, train_config.data_dir)
-
-    compressed, stats = compress(model, split.x_train, split.x_val, config, verbose=verbose)
-
-    kind = train_config.score
-    val_scores = score(compressed, split.x_val, kind)
-    value = calibrate_threshold(val_scores, train_config.threshold_method, percentile=train_config.percentile, k=train_config.k)
-    threshold = {"score": kind, "method": train_config.threshold_method, "value": value,
-                 "percentile": train_config.percentile, "k": train_config.k,
-                 "calibrated_on": "normal validation images, scored by the compressed model",
-                 "n_val": int(len(split.x_val)), "val_score_mean": float(val_scores.mean()),
-                 "val_score_std": float(val_scores.std()), "source_value": source_threshold.get("value")}
-    source_metrics = run / "metrics.json"
-    source_auroc = json.loads(source_metrics.read_text())["model"]["auroc"] if source_metrics.is_file() else None
-    compression = {"config": config.to_dict(), "source_run": str(run.resolve()),
-                   "source_model_sha256": sha256_file(run / "model.keras")}
-
-    with atomic_dir(out) as tmp:
-        compressed.save(str(tmp / "model.keras"))
-        write_json(tmp / "config.json", {**train_config.to_dict(), "compression": compression})
-        write_json(tmp / "threshold.json", threshold)
-        report = evaluate_detector(compressed, split, value, score_kind=kind, out_dir=tmp, plots=plots,
-                                   label=f"{train_config.model} ({config.method})")
+    split = split if split is not None else data.one_class_split(train_config.data_source(), train_config.normal_class)
+    compressed, stats = compress(detector.model_, split.x_train, split.x_val, config, verbose=verbose)
+    result = AutoencoderDetector(train_config, model=compressed).calibrate(split.x_train, split.x_val)
+    source_metrics = source.file(runs.METRICS)
+    source_auroc = runs.read_json(source_metrics, "metrics")["model"]["auroc"] if source_metrics.is_file() else None
+    compression = {"config": config.to_dict(), "source_run": str(source.path.resolve()),
+                   "source_model_sha256": sha256_file(source.file(runs.MODEL))}
+    check_replaceable(out, kind="run folder", marker=runs.CONFIG)
+    with atomic_dir(out, marker=runs.CONFIG) as tmp:
+        result.save(tmp)
+        write_json(tmp / runs.CONFIG, {**train_config.to_dict(), "preprocessing": split.preprocessing, "compression": compression})
+        report = evaluate_split(result, split, out_dir=tmp, plots=plots, label=f"{train_config.model} ({config.method})")
         report["compression"] = {**compression, "source_auroc": source_auroc, **stats}
-        write_json(tmp / "metrics.json", report)
+        write_json(tmp / runs.METRICS, report)
+        write_json(tmp / runs.STATE, {"finished": True, "compressed": True})
     return out
 
 
-def compression_of(run: str | os.PathLike) -> dict | None:
-    """The "compression" section of a run folder's config.json (None for a trained run)."""
-    path = Path(run) / "config.json"
-    return json.loads(path.read_text()).get("compression") if path.is_file() else None
+def _check_compressible(source: Any, train_config: Any, config: CompressConfig) -> None:
+    compression = source.compression()
+    if compression and config.method in QAT_METHODS and compression["config"]["method"] in QAT_METHODS:
+        raise UserError(f"{source.path} is already quantization-aware ({compression['config']['method']}); "
+                        f"compress its float source run instead. Received: --method {config.method}")
+    if train_config.all_classes:
+        raise UserError(f"optimize compresses a one-class detector run; {source.path} was trained on every class "
+                        "(--all-classes-one-model). Received: all_classes=True")
 
 
 def format_stats(report: dict) -> str:

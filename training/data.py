@@ -1,9 +1,11 @@
-"""Datasets as numpy arrays and tf.data pipelines, and the one-class split of PROTOCOL.md.
+"""Datasets as numpy arrays, and the one-class split of PROTOCOL.md.
 
-Named datasets (:data:`DATASETS`) come from TensorFlow Datasets, stored in the
-TFDS data directory (``data_dir``, else ``$TFDS_DATA_DIR``, else
-``~/tensorflow_datasets``). A user's own images use TFDS's ImageFolder layout,
-``root/<split>/<label>/*.png``, and are named by the path of ``root``.
+A dataset is described by a :class:`Source`: one of the named TensorFlow Datasets
+(:data:`DATASETS`, stored in the TFDS data directory: ``data_dir``, else
+``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), a user's image folder in TFDS's
+ImageFolder layout (``root/<split>/<label>/<image files>``), or a file of feature
+vectors (``.csv`` with a header, ``.npz`` with arrays ``x`` and ``y``, ``.npy`` of
+features only).
 
 When a named dataset is not prepared yet, the first load prepares it:
 ``fashion_mnist`` from the local copy of its IDX files when there is one (see
@@ -12,11 +14,18 @@ checksums, the same examples TFDS would download), otherwise every dataset from
 TFDS's download. Without data, a local copy or network, the error says how to
 get the data instead of letting TFDS retry its downloads for minutes.
 
+Image folders are read with Pillow (``edge.inputs.decode_image``, the device's own
+decoder): any format Pillow opens, hidden files skipped, other files refused by
+name; ``image_size`` resizes and ``color_mode`` converts, exactly as an exported
+bundle will. Feature vectors are standardized with the mean and scale of the normal
+training rows, and that standardization travels into the bundle.
+
 Importing this module downloads and prepares nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -24,6 +33,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,20 +59,12 @@ _PROBE_TIMEOUT_S = 5.0
 # has its own constant seed: every run and every model sees the same images.
 HOLDOUT_SEED = 20_240_601
 HOLDOUT_FRACTION = 0.1
+# A normal class needs enough inputs to train on and to calibrate a threshold with.
+MIN_CLASS_IMAGES = 20
+VECTOR_SUFFIXES = (".csv", ".npz", ".npy")
+COLOR_MODES = ("grayscale", "rgb")
 
 _DECODE_BATCH = 10_000
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, (str, os.PathLike)):
-        raise UserError(f"Expected a dataset name or an ImageFolder path. Received: name={name!r}")
-    name = os.fspath(name)
-    if name in DATASETS or Path(name).expanduser().is_dir():
-        return name
-    raise UserError(
-        f"Unknown dataset {name!r}: expected one of {', '.join(DATASETS)}, or the path of an existing "
-        f"ImageFolder directory (root/<split>/<label>/*.png). Received: name={name!r}"
-    )
 
 
 def _network_reachable(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> bool:
@@ -177,145 +179,261 @@ def _load_named(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray
     return images, labels
 
 
-def _folder_shape(root: str, split: str) -> tuple[int | None, int | None, int]:
-    """Return the (height, width, channels) of the split's first image.
+# -- sources ----------------------------------------------------------------------------------------------
 
-    Channels are 1 for a grayscale image, else 3 (RGB; alpha is dropped).
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset comes from, and how its images are converted.
+
+    Attributes:
+        name: one of :data:`DATASETS`, an image folder (``root/<split>/<label>/*``), or a
+            ``.csv``/``.npz``/``.npy`` file of feature vectors (the train rows).
+        data_dir: TFDS data directory for named datasets (None: TFDS's default).
+        image_size: (height, width) to resize images of a folder to (None: as stored).
+        color_mode: "grayscale" or "rgb" for a folder's images (None: grayscale when all are).
+        test_data: for vectors, the file of labelled test rows (None: no test split).
+        label_column: the CSV column with the class labels.
     """
-    from PIL import Image
 
-    for path in sorted(Path(root, split).glob("*/*")):
-        if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-            with Image.open(path) as image:
-                channels = 1 if image.mode in ("1", "L", "I", "I;16", "F") else 3
-                return image.height, image.width, channels
-    return None, None, 3
+    name: str
+    data_dir: str | None = None
+    image_size: tuple | None = None
+    color_mode: str | None = None
+    test_data: str | None = None
+    label_column: str = "label"
 
+    @property
+    def kind(self) -> str:
+        """"named", "folder" or "vectors"."""
+        if self.name in DATASETS:
+            return "named"
+        return "vectors" if Path(self.name).suffix.lower() in VECTOR_SUFFIXES else "folder"
 
-def _load_folder(root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    _check_split(tfds.ImageFolder(root), root, split)
-    # TFDS decodes ImageFolder images as RGB unless told otherwise; grayscale parts
-    # images (like Fashion-MNIST) should stay one channel.
-    builder = tfds.ImageFolder(root, shape=(None, None, _folder_shape(root, split)[2]))
-    ds = builder.as_dataset(split=split, as_supervised=False, shuffle_files=False)
-    images, labels, first = [], [], None
-    for example in tfds.as_numpy(ds):
-        image, filename = example["image"], example["image/filename"].decode()
-        if first is None:
-            first = (image.shape, filename)
-        elif image.shape != first[0]:
-            raise UserError(
-                f"All images of an ImageFolder split must have the same height, width and channels: "
-                f"{first[1]} is {first[0]}, {filename} is {image.shape}."
-            )
-        images.append(image)
-        labels.append(example["label"])
-    if not images:
-        raise UserError(f"ImageFolder split {split!r} in {root} has no images.")
-    return np.stack(images).astype(np.float32) / 255.0, np.asarray(labels, dtype=np.int64)
+    @property
+    def path(self) -> Path:
+        """The folder or file of a user's own data."""
+        return Path(os.path.expanduser(self.name))
 
 
-def load_split(
-    name: str, split: str, *, data_dir: str | os.PathLike | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load a whole split as arrays.
+def as_source(dataset: Any, data_dir: str | os.PathLike | None = None) -> Source:
+    """A :class:`Source` from a Source, a dataset name or a path; checked to exist."""
+    source = dataset if isinstance(dataset, Source) else None
+    if source is None:
+        if not isinstance(dataset, (str, os.PathLike)):
+            raise UserError(f"Expected a dataset name or the path of an image folder or vector file. Received: {dataset!r}")
+        source = Source(os.fspath(dataset), data_dir=os.fspath(data_dir) if data_dir is not None else None)
+    if source.kind == "named":
+        return source
+    if source.kind == "folder" and not source.path.is_dir():
+        raise UserError(f"Unknown dataset {source.name!r}: expected one of {', '.join(DATASETS)}, the path of an existing "
+                        f"image folder (root/<split>/<label>/*.png), or a .csv/.npz/.npy file of feature vectors. "
+                        f"Received: {source.name!r}")
+    if source.kind == "vectors" and not source.path.is_file():
+        raise UserError(f"feature file not found: {source.name!r}")
+    _check_options(source)
+    return source
 
-    Named datasets are decoded once per process and cached; the returned arrays
-    are read-only (copy them to modify). Preparation happens on first use (see
-    :func:`prepared_builder`).
 
-    Args:
-        name: One of :data:`DATASETS`, or the path of an ImageFolder directory
-            (``root/<split>/<label>/*.png``, all images the same size).
-        split: A split of the dataset, e.g. ``"train"`` or ``"test"``.
-        data_dir: TFDS data directory for named datasets; defaults to TFDS's.
+def _check_options(source: Source) -> None:
+    if source.color_mode is not None and source.color_mode not in COLOR_MODES:
+        raise UserError(f"color_mode must be one of {', '.join(COLOR_MODES)}. Received: color_mode={source.color_mode!r}")
+    if source.image_size is not None:
+        size = source.image_size
+        if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                         and 8 <= v <= 1024 for v in size)):
+            raise UserError(f"image_size must be (height, width), integers in 8..1024. Received: image_size={size!r}")
+    if source.kind == "vectors" and (source.image_size is not None or source.color_mode is not None):
+        raise UserError(f"--image-size, --grayscale and --rgb apply to images, not to the feature file {source.name}")
+    if source.kind != "vectors" and source.test_data is not None:
+        raise UserError(f"--test-data goes with a feature file (.csv/.npz/.npy). Received: dataset={source.name!r}")
+    if source.test_data is not None and not Path(source.test_data).expanduser().is_file():
+        raise UserError(f"test data file not found: {source.test_data!r}")
 
-    Returns:
-        ``(images, labels)``: float32 NHWC in [0, 1] and int64 class ids.
+
+def check_source(dataset: Any, normal_class: Any = None) -> Source:
+    """Raise UserError unless the dataset exists and ``normal_class`` (when given) is one of its class ids."""
+    source = as_source(dataset)
+    if normal_class is not None:
+        n = len(class_names(source))
+        if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)) or not 0 <= normal_class < n:
+            raise UserError(f"normal class must be an integer in 0..{n - 1} for {source.name}. Received: normal_class={normal_class!r}")
+    return source
+
+
+# -- image folders ------------------------------------------------------------------------------------------
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _folder_labels(source: Source) -> list[str]:
+    splits = [p for p in sorted(source.path.iterdir()) if p.is_dir() and _visible(p)] if source.path.is_dir() else []
+    if not splits:
+        raise UserError(f"{source.path} is not an image folder: expected split folders such as train/ and test/, each with "
+                        "one folder per class (root/<split>/<label>/<images>). Received: no split folders")
+    train = source.path / "train" if (source.path / "train").is_dir() else splits[0]
+    labels = [p.name for p in sorted(train.iterdir()) if p.is_dir() and _visible(p)]
+    if not labels:
+        raise UserError(f"{train} has no class folders: expected {train}/<label>/<images>. Received: none")
+    return labels
+
+
+@functools.lru_cache(maxsize=16)
+def _load_folder(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
+    from edge.inputs import IMAGE_MODES, decode_image
+
+    root = source.path / split
+    if not root.is_dir():
+        have = sorted(p.name for p in source.path.iterdir() if p.is_dir() and _visible(p))
+        raise UserError(f"{source.path} has no {split!r} split. Received splits: {have}")
+    labels = _folder_labels(source)
+    files = [(f, i) for i, label in enumerate(labels) if (root / label).is_dir()
+             for f in sorted((root / label).iterdir()) if f.is_file() and _visible(f)]
+    if not files:
+        raise UserError(f"{root} has no image files in its class folders {labels}")
+    mode = IMAGE_MODES[source.color_mode] if source.color_mode else _folder_mode(files)
+    size = tuple(source.image_size) if source.image_size else None
+    images = [decode_image(f, mode, size) for f, _ in files]
+    shapes = {img.shape for img in images}
+    if len(shapes) > 1:
+        a = next(f for (f, _), img in zip(files, images) if img.shape == images[0].shape)
+        b = next(f for (f, _), img in zip(files, images) if img.shape != images[0].shape)
+        raise UserError(f"the images of {root} differ in size: {a} is {images[0].shape[1]}x{images[0].shape[0]}, "
+                        f"{b} is another size. Give --image-size HEIGHT,WIDTH to resize them all (the detector bundle "
+                        "then resizes the same way).")
+    x = np.stack(images).astype(np.float32) / 255.0
+    x.flags.writeable = False
+    return x, np.asarray([i for _, i in files], np.int64)
+
+
+def _folder_mode(files: list[tuple[Path, int]]) -> str:
+    """"L" when every image is grayscale, else "RGB" (read from the headers only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for f, _ in files:
+        try:
+            with Image.open(f) as img:
+                if img.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+                    return "RGB"
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"{str(f)!r} is not a readable image (PNG/JPEG/BMP...): {exc}. Remove it or move it "
+                            "out of the class folders (hidden files, names starting with '.', are skipped).") from None
+    return "L"
+
+
+# -- feature vectors ------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _load_vectors(path: str, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(features float32 (N, F), labels int64): every row is class 0 when the file has no labels."""
+    from edge.inputs import read_csv
+
+    p = Path(path).expanduser()
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        _, _, names = read_csv(p)
+        x, y, _ = read_csv(p, label_column=label_column if label_column in names else None)
+    elif suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                if "x" not in data.files:
+                    raise UserError(f"{p} must hold an array 'x' (features, N x F) and optionally 'y' (labels). "
+                                    f"Received arrays: {data.files}")
+                x, y = data["x"], data["y"] if "y" in data.files else None
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"{p} is not a readable .npz file: {exc}") from None
+    else:
+        try:
+            x, y = np.load(p, allow_pickle=False), None
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"{p} is not a readable numeric .npy file: {exc}") from None
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] < 1 or x.dtype.kind not in "fiu":
+        raise UserError(f"{p}: expected numeric features shaped (rows, features). Received: shape={x.shape}, dtype={x.dtype}")
+    bad = np.flatnonzero(~np.isfinite(x.astype(np.float64)).all(axis=1))
+    if bad.size:
+        raise UserError(f"{p}: row {int(bad[0])} holds NaN or infinite values ({bad.size} such rows)")
+    y = np.zeros(len(x), np.int64) if y is None else np.asarray(y)
+    if y.shape != (len(x),) or y.dtype.kind not in "iu" or (y < 0).any():
+        raise UserError(f"{p}: labels must be non-negative integers, one per row. Received: shape={y.shape}, dtype={y.dtype}")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def _vector_class_names(source: Source) -> list[str]:
+    labels = _load_vectors(str(source.path), source.label_column)[1]
+    if source.test_data is not None:
+        labels = np.concatenate([labels, _load_vectors(source.test_data, source.label_column)[1]])
+    return [str(i) for i in range(int(labels.max()) + 1)]
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+
+
+def load_split(dataset: Any, split: str, *, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load a whole split as arrays: float32 images NHWC in [0, 1] (or raw feature vectors) and int64 labels.
+
+    Named datasets and folders are decoded once per process and cached; the returned
+    arrays are read-only (copy them to modify). For a feature file, "train" is the file
+    itself and "test" its ``test_data``.
 
     Raises:
-        UserError: unknown dataset or split, or the data cannot be obtained.
+        UserError: unknown dataset or split, unreadable files, or data that cannot be obtained.
     """
-    name = _check_name(name)
-    if name in DATASETS:
-        return _load_named(name, split, os.fspath(data_dir) if data_dir is not None else None)
-    return _load_folder(os.path.expanduser(name), split)
+    source = as_source(dataset, data_dir)
+    if source.kind == "named":
+        return _load_named(source.name, split, source.data_dir)
+    if source.kind == "folder":
+        return _load_folder(source, split)
+    if split == "train":
+        return _load_vectors(str(source.path), source.label_column)
+    if split == "test" and source.test_data is not None:
+        return _load_vectors(source.test_data, source.label_column)
+    raise UserError(f"the feature data {source.name} has no {split!r} split" +
+                    (" (give the labelled test rows with --test-data FILE)" if split == "test" else ""))
 
 
-def class_names(name: str) -> list[str]:
-    """Return the class names of a dataset, indexed by class id (needs no prepared data).
-
-    Args:
-        name: One of :data:`DATASETS`, or the path of an ImageFolder directory
-            (its label folder names, sorted).
-    """
-    name = _check_name(name)
-    builder = tfds.builder(name) if name in DATASETS else tfds.ImageFolder(os.path.expanduser(name))
-    return list(builder.info.features["label"].names)
+def has_test_split(source: Source) -> bool:
+    """True when the source has labelled test data (anomaly metrics can be computed)."""
+    if source.kind == "named":
+        return True
+    if source.kind == "vectors":
+        return source.test_data is not None
+    return (source.path / "test").is_dir()
 
 
-def describe(name: str, *, data_dir: str | os.PathLike | None = None) -> dict:
-    """Describe a dataset: where it is stored, image shape and dtype, split sizes, classes.
-
-    Named datasets are prepared first if needed (see :func:`prepared_builder`).
-
-    Args:
-        name: One of :data:`DATASETS`, or the path of an ImageFolder directory.
-        data_dir: TFDS data directory for named datasets; defaults to TFDS's.
-
-    Returns:
-        A JSON-friendly dict with keys ``name``, ``version``, ``location``,
-        ``image_shape``, ``image_dtype``, ``splits`` ({split: examples}) and ``class_names``.
-    """
-    name = _check_name(name)
-    if name in DATASETS:
-        builder = prepared_builder(name, data_dir=data_dir)
-        location = os.fspath(builder.data_path)
-    else:
-        builder = tfds.ImageFolder(os.path.expanduser(name))
-        location = os.path.abspath(os.path.expanduser(name))
-    image = builder.info.features["image"]
-    shape = list(image.shape)
-    if name not in DATASETS and builder.info.splits:
-        # An ImageFolder declares no shape; report the first image's.
-        shape = list(_folder_shape(location, _split_names(builder)[0]))
-    return {
-        "name": name,
-        "version": str(builder.info.version),
-        "location": location,
-        "image_shape": shape,
-        "image_dtype": np.dtype(image.np_dtype).name,
-        "splits": {s: int(builder.info.splits[s].num_examples) for s in _split_names(builder)},
-        "class_names": list(builder.info.features["label"].names),
-    }
+def class_names(dataset: Any) -> list[str]:
+    """Return the class names of a dataset, indexed by class id (needs no prepared data for named ones)."""
+    source = as_source(dataset)
+    if source.kind == "named":
+        return list(tfds.builder(source.name).info.features["label"].names)
+    if source.kind == "folder":
+        return _folder_labels(source)
+    return _vector_class_names(source)
 
 
-def make_pipeline(images: np.ndarray, *, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Return a tf.data pipeline of ``(x, x)`` batches for training an autoencoder.
+def describe(dataset: Any, *, data_dir: str | os.PathLike | None = None) -> dict:
+    """Describe a dataset: where it is stored, the input shape, split sizes, classes (named ones are prepared first)."""
+    source = as_source(dataset, data_dir)
+    if source.kind == "named":
+        builder = prepared_builder(source.name, data_dir=source.data_dir)
+        image = builder.info.features["image"]
+        return {"name": source.name, "version": str(builder.info.version), "location": os.fspath(builder.data_path),
+                "input_shape": list(image.shape), "dtype": np.dtype(image.np_dtype).name,
+                "splits": {s: int(builder.info.splits[s].num_examples) for s in _split_names(builder)},
+                "class_names": list(builder.info.features["label"].names)}
+    splits = ["train", "test"] if source.kind == "vectors" and source.test_data else ["train"] if source.kind == "vectors" \
+        else [p.name for p in sorted(source.path.iterdir()) if p.is_dir() and _visible(p)]
+    arrays = {s: load_split(source, s) for s in splits}
+    first = next(iter(arrays.values()))[0]
+    return {"name": source.name, "version": source.kind, "location": str(source.path.resolve()),
+            "input_shape": list(first.shape[1:]), "dtype": "float32" if source.kind == "vectors" else "uint8",
+            "splits": {s: int(len(a[0])) for s, a in arrays.items()}, "class_names": class_names(source)}
 
-    Args:
-        images: float32 NHWC in [0, 1] (uint8 images are scaled to [0, 1]).
-        batch_size: Images per batch; the last batch may be smaller.
-        shuffle: Reshuffle the images every epoch.
-        seed: Shuffle seed, so the order of batches is reproducible.
-    """
-    if not isinstance(images, np.ndarray) or images.ndim != 4:
-        raise UserError(
-            "Expected images as a numpy array of shape (N, height, width, channels). "
-            f"Received: images with shape {getattr(images, 'shape', None)}"
-        )
-    if images.dtype not in (np.float32, np.uint8):
-        raise UserError(f"Expected float32 images in [0, 1] or uint8 images. Received: dtype={images.dtype}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise UserError(f"Expected a positive integer batch size. Received: batch_size={batch_size!r}")
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    if images.dtype == np.uint8:
-        ds = ds.map(lambda x: tf.cast(x, tf.float32) / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(int(batch_size)).map(lambda x: (x, x))
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+# -- the one-class protocol -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -323,15 +441,17 @@ class OneClassSplit:
     """The one-class protocol of PROTOCOL.md for one normal class.
 
     Attributes:
-        dataset: Dataset name or ImageFolder path.
+        dataset: Dataset name or path.
         normal_class: Class id treated as normal.
-        x_train: Normal train images minus the validation hold-out (5,400 for Fashion-MNIST).
-        x_val: The held-out normal images (600): the only data for early stopping,
+        x_train: Normal train inputs minus the validation hold-out (5,400 for Fashion-MNIST).
+        x_val: The held-out normal inputs (600): the only data for early stopping,
             model selection and threshold calibration.
-        x_test: All test images (10,000).
-        y_test: 1 (anomaly) where the test image's class is not ``normal_class``, else 0.
-        test_labels: Original class ids of the test images.
+        x_test: All test inputs (10,000); empty when the source has no test split.
+        y_test: 1 (anomaly) where the test input's class is not ``normal_class``, else 0.
+        test_labels: Original class ids of the test inputs.
         class_names: Names indexed by class id.
+        preprocessing: how raw inputs became these arrays (images: size and color mode;
+            vectors: the standardization fitted on ``x_train``): what a bundle reapplies.
     """
 
     dataset: str
@@ -342,56 +462,124 @@ class OneClassSplit:
     y_test: np.ndarray
     test_labels: np.ndarray
     class_names: list[str]
+    preprocessing: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def has_test(self) -> bool:
+        """True when there are test inputs of the normal class and of others (anomaly metrics are defined)."""
+        return len(self.y_test) > 0 and 0 < int(self.y_test.sum()) < len(self.y_test)
 
 
-def holdout_indices(labels: np.ndarray, normal_class: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_indices(labels: np.ndarray, normal_class: int, fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """Return the sorted train and validation indices of one class's images.
 
-    A fixed :data:`HOLDOUT_FRACTION` of the class's images, chosen with the constant
-    :data:`HOLDOUT_SEED`, is held out, so the split depends only on the data.
+    A fixed ``fraction`` of the class's images (at least one), chosen with the
+    constant :data:`HOLDOUT_SEED`, is held out, so the split depends only on the data.
     """
     idx = np.flatnonzero(labels == normal_class)
-    n_val = int(round(HOLDOUT_FRACTION * len(idx)))
+    n_val = max(1, int(round(fraction * len(idx))))
     order = np.random.default_rng(HOLDOUT_SEED).permutation(len(idx))
     return np.sort(idx[order[n_val:]]), np.sort(idx[order[:n_val]])
 
 
-def one_class_split(
-    dataset: str = "fashion_mnist", normal_class: int = 0, *, data_dir: str | os.PathLike | None = None
-) -> OneClassSplit:
+def _preprocessing(source: Source, x_train: np.ndarray) -> tuple[dict, Any]:
+    """The preprocessing record of ``source`` and the function that applies it to raw inputs."""
+    if source.kind != "vectors":
+        record = {"kind": "image", "resize": "bilinear" if source.image_size else "none",
+                  "color_mode": "L" if x_train.shape[-1] == 1 else "RGB"}
+        return record, lambda a: a
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
+    scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)  # constant features stay as they are
+    record = {"kind": "vector", "features": int(x_train.shape[1]), "mean": mean.astype(float).tolist(),
+              "scale": scale.astype(float).tolist(), "fitted_on": "normal training rows"}
+    return record, lambda a: ((a - mean) / scale).astype(np.float32)
+
+
+def one_class_split(dataset: Any = "fashion_mnist", normal_class: int = 0, *,
+                    data_dir: str | os.PathLike | None = None) -> OneClassSplit:
     """Build the one-class split of PROTOCOL.md for ``normal_class``.
 
     Args:
-        dataset: One of :data:`DATASETS` or an ImageFolder path with train and test splits.
+        dataset: One of :data:`DATASETS`, a folder or feature-file path, or a :class:`Source`.
         normal_class: The class id treated as normal.
         data_dir: TFDS data directory; defaults to TFDS's.
 
     Returns:
-        A :class:`OneClassSplit`; the same images every run (the validation hold-out
-        uses the constant :data:`HOLDOUT_SEED`, not a training seed).
+        A :class:`OneClassSplit`; the same inputs every run (the validation hold-out uses
+        the constant :data:`HOLDOUT_SEED`, not a training seed). Without a test split
+        the test arrays are empty.
 
     Raises:
-        UserError: unknown dataset or a class id out of range.
+        UserError: unknown dataset, a class id out of range, or a class with fewer than
+            :data:`MIN_CLASS_IMAGES` training inputs.
     """
-    names = class_names(dataset)
-    if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)) or not (
-        0 <= normal_class < len(names)
-    ):
-        raise UserError(
-            f"Expected a normal class id in 0..{len(names) - 1} ({', '.join(names)}). "
-            f"Received: normal_class={normal_class!r}"
-        )
+    source = check_source(as_source(dataset, data_dir), normal_class)
+    names = class_names(source)
     normal_class = int(normal_class)
-    x, labels = load_split(dataset, "train", data_dir=data_dir)
-    x_test, test_labels = load_split(dataset, "test", data_dir=data_dir)
+    x, labels = load_split(source, "train")
+    count = int((labels == normal_class).sum())
+    if count < MIN_CLASS_IMAGES:
+        raise UserError(f"class {normal_class} ({names[normal_class]}) of {source.name} has {count} training inputs; "
+                        f"at least {MIN_CLASS_IMAGES} are needed to train and calibrate a threshold")
     train_idx, val_idx = holdout_indices(labels, normal_class)
+    if has_test_split(source):
+        x_test, test_labels = load_split(source, "test")
+    else:
+        x_test, test_labels = x[:0], labels[:0]
+    record, apply = _preprocessing(source, x[train_idx])
     return OneClassSplit(
-        dataset=os.fspath(dataset),
-        normal_class=normal_class,
-        x_train=x[train_idx],
-        x_val=x[val_idx],
-        x_test=x_test,
-        y_test=(test_labels != normal_class).astype(np.int64),
-        test_labels=test_labels,
-        class_names=names,
+        dataset=source.name, normal_class=normal_class, x_train=apply(x[train_idx]), x_val=apply(x[val_idx]),
+        x_test=apply(x_test), y_test=(test_labels != normal_class).astype(np.int64), test_labels=test_labels,
+        class_names=names, preprocessing=record,
+    )
+
+
+@dataclass
+class AllClassesSplit:
+    """Every class of a dataset, for models trained without labels.
+
+    Attributes:
+        dataset: dataset name or path.
+        x_train, train_labels: the train split minus the validation hold-out (54,000 for Fashion-MNIST).
+        x_val, val_labels: the hold-out: a fixed 10% of each class's train images (the
+            same images the one-class protocol holds out for that class).
+        x_test, test_labels: the whole test split.
+        class_names: names indexed by class id.
+    """
+
+    dataset: str
+    x_train: np.ndarray
+    train_labels: np.ndarray
+    x_val: np.ndarray
+    val_labels: np.ndarray
+    x_test: np.ndarray
+    test_labels: np.ndarray
+    class_names: list[str]
+
+    @property
+    def x_train_all(self) -> np.ndarray:
+        """The whole train split (train + hold-out), for the probe and the quantizer."""
+        return np.concatenate([self.x_train, self.x_val])
+
+    @property
+    def train_all_labels(self) -> np.ndarray:
+        """Labels of :attr:`x_train_all`."""
+        return np.concatenate([self.train_labels, self.val_labels])
+
+
+def all_classes_split(dataset: Any = "fashion_mnist", *, data_dir: str | os.PathLike | None = None) -> AllClassesSplit:
+    """The train split of every class with a deterministic 10% validation hold-out, and the test split.
+
+    The hold-out is the union of :func:`holdout_indices` over the classes: stratified,
+    fixed by the constant seed, identical every run.
+    """
+    source = as_source(dataset, data_dir)
+    x, labels = load_split(source, "train")
+    x_test, test_labels = load_split(source, "test") if has_test_split(source) else (x[:0], labels[:0])
+    val_idx = np.sort(np.concatenate([holdout_indices(labels, int(k))[1] for k in np.unique(labels)]))
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return AllClassesSplit(
+        dataset=source.name, x_train=x[train_idx], train_labels=labels[train_idx], x_val=x[val_idx],
+        val_labels=labels[val_idx], x_test=x_test, test_labels=test_labels, class_names=class_names(source),
     )

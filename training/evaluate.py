@@ -1,249 +1,258 @@
-"""Evaluation of a detector on the one-class protocol: metrics, the PCA baseline beside it, plots.
+"""Evaluation on the one-class protocol: any detector beside the PCA and kNN baselines, metrics, plots.
 
-``evaluate_path`` (not ``evaluate``: that is this module's name in the package) accepts a run folder, a ``.keras`` model or a ``.tflite`` detector
-bundle; training uses the same ``evaluate_detector`` so ``aezoo evaluate`` on a
-run reproduces the numbers written at the end of training.
+Every detector here answers the same calls (``decision_function``, ``threshold_``,
+``reconstruct``, ``score_kind``): ``AutoencoderDetector``, ``edge.Detector`` and the
+baselines alike, so nothing below asks which kind it has. ``evaluate_path`` (the code
+of ``aezoo evaluate``) loads a run folder, a ``.keras`` model or a detector bundle.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edge.scoring import calibrate_threshold
 from training import plots as _plots
-from training.baselines import PCABaseline
+from training.baselines import fit_baselines
 from training.metrics import detection_metrics, format_metrics, roc_curve
-from training.scoring import reconstruct, score
 from zoo.errors import UserError
 from zoo.files import write_json
 
 # Images per class in the reconstruction grid; codes drawn in the latent plot.
 GRID_IMAGES = 6
 LATENT_IMAGES = 3000
+NO_TEST = "the data has no labelled test split with normal and anomalous inputs"
 
 
-def evaluate_detector(
-    detector,
-    split,
-    threshold: float,
-    *,
-    score_kind: str = "mse",
-    out_dir: str | os.PathLike | None = None,
-    plots: bool = True,
-    batch_size: int = 256,
-    history: dict | None = None,
-    label: str = "autoencoder",
-    pca: PCABaseline | None = None,
-) -> dict:
-    """Score the test split, compute the protocol's metrics beside the PCA baseline, write them.
+def metrics_of(detector: Any, split: Any) -> dict:
+    """The protocol's metrics of one detector on ``split``'s test inputs (recall at FPR from its validation scores)."""
+    if not split.has_test:
+        return {"auroc": None, "auprc": None, "undefined_because": NO_TEST, "threshold": float(detector.threshold_)}
+    return detection_metrics(split.y_test, detector.decision_function(split.x_test), detector.threshold_,
+                             val_scores=detector.decision_function(split.x_val), test_labels=split.test_labels,
+                             class_names=list(split.class_names))
+
+
+def evaluate_split(detector: Any, split: Any, *, baselines: dict | None = None, out_dir: str | os.PathLike | None = None,
+                   plots: bool = True, history: dict | None = None, label: str = "autoencoder") -> dict:
+    """Score the test split with ``detector`` and the baselines; write metrics.json and plots to ``out_dir``.
 
     Args:
-        detector: a zoo ``keras.Model`` or an object with ``decision_function`` (e.g. ``edge.Detector``).
+        detector: anything with ``decision_function``, ``threshold_`` and ``score_kind``.
         split: a ``training.data.OneClassSplit``.
-        threshold: the calibrated threshold (from normal validation data).
-        score_kind: the score for a Keras model ("mse", "mae", "ssim", "elbo").
+        baselines: fitted baselines by name (``training.baselines.fit_baselines``); fitted here when None.
         out_dir: where metrics.json and plots/*.png go; nothing is written when None.
-        plots: whether to draw the plots.
-        batch_size: inference batch size.
-        history: training history, for the training-curve plot.
-        label: name of the detector in the report and legends.
-        pca: a PCA baseline already fitted on this split (saves refitting it when
-            several detectors of one split are evaluated). Defaults to fitting one.
+        plots: draw the plots. history: training history, for the training-curve plot.
+        label: the detector's name in the report and legends.
 
     Returns:
-        ``{"dataset", "normal_class", "normal_class_name", "score", "model": metrics, "pca": metrics, ...}``.
+        ``{"dataset", "normal_class", "normal_class_name", "detector", "score", "model": metrics,
+        "pca": metrics, "knn": metrics}``.
     """
-    scores = score(detector, split.x_test, score_kind, batch_size=batch_size)
+    baselines = baselines if baselines is not None else fit_baselines(split.x_train, split.x_val)
     names = list(split.class_names)
-    m = detection_metrics(split.y_test, scores, threshold, test_labels=split.test_labels, class_names=names)
-    pca = pca or PCABaseline().fit(split.x_train, split.x_val)
-    pca_scores = pca.decision_function(split.x_test)
-    pm = detection_metrics(split.y_test, pca_scores, pca.threshold_, test_labels=split.test_labels, class_names=names)
-    pm["n_components"] = pca.n_components_
-    report = {
-        "dataset": split.dataset,
-        "normal_class": int(split.normal_class),
-        "normal_class_name": names[int(split.normal_class)],
-        "detector": label,
-        "score": score_kind if not hasattr(detector, "decision_function") else getattr(detector, "score_kind", score_kind),
-        "model": m,
-        "pca": pm,
-    }
+    report = {"dataset": split.dataset, "normal_class": int(split.normal_class), "normal_class_name": names[split.normal_class],
+              "detector": label, "score": detector.score_kind, "model": metrics_of(detector, split)}
+    for name, baseline in baselines.items():
+        report[name] = metrics_of(baseline, split)
+        if hasattr(baseline, "n_components_"):
+            report[name]["n_components"] = baseline.n_components_
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        write_json(out_dir / "metrics.json", report)
+        write_json(Path(out_dir) / "metrics.json", report)
         if plots:
-            _write_plots(out_dir / "plots", detector, split, scores, threshold, pca, pca_scores, m, pm,
-                         score_kind=report["score"], history=history, label=label, batch_size=batch_size)
+            _write_plots(Path(out_dir) / "plots", detector, split, baselines, report, history=history, label=label)
     return report
 
 
-def _write_plots(plot_dir: Path, detector, split, scores, threshold, pca, pca_scores, m, pm, *, score_kind, history, label, batch_size):
+def training_checks(detector: Any, pca: Any, split: Any, history: dict) -> dict:
+    """Checks that need no anomalies: is the autoencoder better than PCA on normal validation data; did it finish?
+
+    Returns ``{"val_mse", "pca_val_mse", "better_than_pca", "still_improving", "warnings": [...]}``;
+    each warning says plainly what is wrong and what to try.
+    """
+    x = split.x_val
+    axes = tuple(range(1, x.ndim))
+    ae = float(np.mean(np.square(detector.reconstruct(x) - x), axis=axes).mean())
+    pc = float(np.mean(np.square(pca.reconstruct(x) - x), axis=axes).mean())
+    warnings_ = []
+    if not ae < pc:
+        warnings_.append(f"the autoencoder reconstructs the normal validation data worse than PCA ({ae:.5g} vs {pc:.5g} "
+                         "mean squared error): it has learned less than a linear model. Try more steps (--epochs, "
+                         "--min-steps), another learning rate (--lr) or another variant (`aezoo models`).")
+    if history.get("still_improving"):
+        b = history.get("budget", {})
+        warnings_.append(f"the validation loss was still falling when the budget ended ({history.get('epochs_run')} epochs, "
+                         f"{history.get('steps_run')} steps, at most {b.get('max_epochs')} epochs): a longer budget "
+                         "(--epochs) would likely give a better model.")
+    return {"val_mse": ae, "pca_val_mse": pc, "better_than_pca": ae < pc,
+            "still_improving": bool(history.get("still_improving")), "warnings": warnings_}
+
+
+def _write_plots(plot_dir: Path, detector: Any, split: Any, baselines: dict, report: dict, *, history: dict | None,
+                 label: str) -> None:
     names = list(split.class_names)
-    what = f"{split.dataset}, normal class {split.normal_class} ({names[split.normal_class]})"
-    _plots.score_histogram(plot_dir / "score_histogram.png", scores, split.y_test, threshold, score_name=score_kind,
-                           title=f"{label} anomaly scores: {what}")
-    _plots.roc_curves(plot_dir / "roc.png", {
-        label: (*roc_curve(split.y_test, scores), m["auroc"]),
-        f"PCA baseline ({pca.n_components_} components)": (*roc_curve(split.y_test, pca_scores), pm["auroc"]),
-    }, title=f"ROC: {what}")
+    what = f"{Path(split.dataset).name}, normal class {split.normal_class} ({names[split.normal_class]})"
     if history:
         _plots.training_curves(plot_dir / "training_curves.png", history, best_epoch=history.get("best_epoch"),
                                title=f"Training: {what}")
-    is_keras = hasattr(detector, "predict") and not hasattr(detector, "decision_function")
-    if not (is_keras or hasattr(detector, "reconstruct")):
+    if not split.has_test:
         return
-    # The first test images of each kind: a fixed, label-independent choice of examples to show.
-    normal_idx = np.flatnonzero(split.y_test == 0)[:GRID_IMAGES]
-    anom_idx = []
-    for c in range(len(names)):  # one image per anomalous class, so every class appears
-        hits = np.flatnonzero((split.test_labels == c) & (split.y_test == 1))
-        if len(hits):
-            anom_idx.append(hits[0])
-    anom_idx = np.array(anom_idx[: max(GRID_IMAGES, len(anom_idx))])
+    scores = detector.decision_function(split.x_test)
+    _plots.score_histogram(plot_dir / "score_histogram.png", scores, split.y_test, detector.threshold_,
+                           score_name=detector.score_kind, title=f"{label} anomaly scores: {what}")
+    curves = {label: (*roc_curve(split.y_test, scores), report["model"]["auroc"])}
+    for name, baseline in baselines.items():
+        curves[f"{baseline.name} baseline"] = (*roc_curve(split.y_test, baseline.decision_function(split.x_test)),
+                                               report[name]["auroc"])
+    _plots.roc_curves(plot_dir / "roc.png", curves, title=f"ROC: {what}")
+    if split.x_test.ndim != 4:
+        return
+    normal_idx, anom_idx = _example_indices(split)
     idx = np.concatenate([normal_idx, anom_idx])
-    rec = reconstruct(detector, split.x_test[idx], batch_size=batch_size)
+    rec = detector.reconstruct(split.x_test[idx])
     n = len(normal_idx)
-    _plots.reconstructions(
-        plot_dir / "reconstructions.png",
-        (split.x_test[normal_idx], rec[:n], split.test_labels[normal_idx]),
-        (split.x_test[anom_idx], rec[n:], split.test_labels[anom_idx]),
-        class_names=names,
-        title=f"{label}: normal (top) and anomalous (bottom) test images, {what}",
-    )
-    if is_keras:
-        import zoo
-
+    _plots.reconstructions(plot_dir / "reconstructions.png",
+                           (split.x_test[normal_idx], rec[:n], split.test_labels[normal_idx]),
+                           (split.x_test[anom_idx], rec[n:], split.test_labels[anom_idx]), class_names=names,
+                           title=f"{label}: normal (top) and anomalous (bottom) test images, {what}")
+    if hasattr(detector, "encode"):
         sel = np.linspace(0, len(split.x_test) - 1, min(LATENT_IMAGES, len(split.x_test))).astype(int)
-        codes = zoo.encoder(detector).predict(split.x_test[sel], batch_size=batch_size, verbose=0)
-        _plots.latent_space(plot_dir / "latent_space.png", codes, split.test_labels[sel], class_names=names,
-                            normal_class=int(split.normal_class), title=f"{label} latent space: {what}")
+        _plots.latent_space(plot_dir / "latent_space.png", detector.encode(split.x_test[sel]), split.test_labels[sel],
+                            class_names=names, normal_class=int(split.normal_class), title=f"{label} latent space: {what}")
 
 
-def _kind_of_target(target: Path) -> str:
-    if target.is_dir() and (target / "config.json").is_file():
-        return "run"
+def _example_indices(split: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The first normal test images and the first image of each anomalous class: a label-free, fixed choice."""
+    normal_idx = np.flatnonzero(split.y_test == 0)[:GRID_IMAGES]
+    anom = [np.flatnonzero((split.test_labels == c) & (split.y_test == 1))[:1] for c in range(len(split.class_names))]
+    anom_idx = np.concatenate([a for a in anom if len(a)] or [np.empty(0, int)])
+    return normal_idx, anom_idx.astype(int)
+
+
+def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, Path]:
+    """(detector, dataset arguments, label, default output folder) of a run, a .keras file or a bundle."""
+    from training.runs import Run, load_run
+
+    if target.is_dir() and Run(target).exists():
+        detector, config = load_run(target)
+        if config.all_classes:
+            raise UserError(f"{target} was trained on all classes (--all-classes-one-model): it has no normal class to "
+                            "detect against; its reconstruction metrics are in its metrics.json. Expected a run of one normal class.")
+        defaults = {"dataset": config.data_source(), "normal_class": config.normal_class}
+        return detector, defaults, config.model, target / "evaluation"
     if target.is_dir() and (target / "detector.json").is_file():
-        return "bundle"
+        import edge
+
+        detector = edge.Detector.load(target)
+        prov = detector.spec.get("provenance", {})
+        defaults = {"dataset": prov.get("dataset"), "normal_class": prov.get("normal_class")}
+        return detector, defaults, f"{target.name} (TFLite)", target.with_name(target.name + "-evaluation")
     if target.is_file() and target.suffix == ".keras":
-        return "keras"
-    if target.is_dir() and (target / "model.keras").exists():
-        return "run"
-    raise UserError(
-        "expected a run folder (with config.json), a .keras model file or a detector bundle directory "
-        f"(with model.tflite and detector.json). Received: {target}"
-    )
+        from training.detector import AutoencoderDetector
+
+        detector = AutoencoderDetector(model=_load_keras(target), score=score_kind or "mse")
+        return detector, {}, target.stem, target.with_name(target.stem + "-evaluation")
+    raise UserError("expected a run folder (with config.json), a .keras model file or a detector bundle directory "
+                    f"(with model.tflite and detector.json). Received: {target}")
 
 
-def evaluate_path(
-    target: str | os.PathLike,
-    *,
-    dataset: str | None = None,
-    normal_class: int | None = None,
-    data_dir: str | None = None,
-    out: str | os.PathLike | None = None,
-    score_kind: str | None = None,
-    batch_size: int = 256,
-    plots: bool = True,
-    split=None,
-    verbose: bool = True,
-) -> dict:
-    """Evaluate a run folder, a ``.keras`` model or a ``.tflite`` detector bundle; write and return the metrics.
+def _load_keras(path: Path) -> Any:
+    import zoo
 
-    Args:
-        target: the run folder, ``.keras`` file or bundle directory.
-        dataset: defaults to the run's dataset ("fashion_mnist" otherwise).
-        normal_class: defaults to the run's normal class; required otherwise.
-        data_dir: a data directory for the dataset loader.
-        out: where metrics.json and plots/ go. Defaults to ``<run>/evaluation`` for a run,
-            ``<name>-evaluation`` beside a model file or bundle.
-        score_kind: for Keras models; defaults to the run's score or "mse".
-        batch_size: inference batch size. Defaults to 256.
-        plots: draw the plots. Defaults to True.
-        split: a prepared ``OneClassSplit`` (skips loading the data).
-        verbose: print the metrics. Defaults to True.
+    return zoo.load_model(path)
 
-    Returns:
-        The report written to ``out/metrics.json`` (see :func:`evaluate_detector`).
+
+def evaluate_path(target: str | os.PathLike, *, dataset: Any = None, normal_class: int | None = None,
+                  data_dir: str | None = None, out: str | os.PathLike | None = None, score_kind: str | None = None,
+                  plots: bool = True, split: Any = None, verbose: bool = True) -> dict:
+    """Evaluate a run folder, a ``.keras`` model or a detector bundle beside PCA and kNN; write and return the metrics.
+
+    A run and a bundle carry their score and threshold. A bare ``.keras`` model is scored
+    with ``score_kind`` (default "mse"), its score and threshold fitted on the split's
+    normal training and validation images first. The dataset and normal class default
+    to what the run or bundle records.
     """
-    from training.fit import load_run
+    from training import data
 
     target = Path(target)
     if not target.exists():
         raise UserError(f"expected an existing run folder, .keras file or bundle directory. Received: {target}")
-    kind = _kind_of_target(target)
-    history = None
-    threshold_file = None
-    if kind == "run":
-        detector, config, thr = load_run(target)
-        if config.all_classes:
-            raise UserError(f"{target} was trained on all classes (--all-classes-one-model): it has no normal class to "
-                            "detect against; its reconstruction metrics are in its metrics.json. Expected a run of one normal class.")
-        dataset = dataset or config.dataset
-        normal_class = config.normal_class if normal_class is None else normal_class
-        data_dir = data_dir or config.data_dir
-        score_kind = score_kind or thr.get("score", config.score)
-        threshold = float(thr["value"]) if score_kind == thr.get("score") else None
-        default_out = target / "evaluation"
-        hist_file = target / "history.json"
-        history = json.loads(hist_file.read_text()) if hist_file.is_file() else None
-        label = config.model
-    elif kind == "keras":
-        import zoo
-
-        detector = zoo.load_model(target)
-        threshold_file = target.with_name("threshold.json")
-        threshold = None
-        if threshold_file.is_file():
-            thr = json.loads(threshold_file.read_text())
-            score_kind = score_kind or thr.get("score", "mse")
-            threshold = float(thr["value"]) if thr.get("score") == score_kind else None
-        default_out = target.with_name(target.stem + "-evaluation")
-        label = detector.name
-    else:
-        import edge
-
-        detector = edge.Detector.load(target)
-        threshold = float(detector.threshold_)
-        if score_kind not in (None, detector.score_kind):
-            raise UserError(f"a bundle's score is fixed when it is exported. Received: --score {score_kind} for a bundle scoring {detector.score_kind!r}")
-        score_kind = detector.score_kind
-        default_out = target.with_name(target.name + "-evaluation")
-        label = f"{target.name} (TFLite)"
-    score_kind = score_kind or "mse"
+    detector, defaults, label, default_out = _load_target(target, score_kind)
+    if score_kind not in (None, detector.score_kind):
+        raise UserError(f"{target} scores with {detector.score_kind!r}; its score is fixed when it is trained or exported. "
+                        f"Received: --score {score_kind}")
+    normal_class = defaults.get("normal_class") if normal_class is None else normal_class
     if normal_class is None:
-        raise UserError(f"--normal-class is required to evaluate a {kind} (only a run folder records it). Received: none")
+        raise UserError(f"--normal-class is required to evaluate {target} (it does not record one). Received: none")
     if split is None:
-        from training.fit import check_data_args, load_one_class_split
-
-        dataset = dataset or "fashion_mnist"
-        check_data_args(dataset, normal_class, data_dir)
-        split = load_one_class_split(dataset, normal_class, data_dir)
-    if threshold is None:
-        # No threshold stored for this score: calibrate one on the normal validation images only.
-        threshold = calibrate_threshold(score(detector, split.x_val, score_kind, batch_size=batch_size))
-        warnings.warn(f"no stored threshold for score {score_kind!r}: calibrated the 99th percentile of the normal validation scores ({threshold:.6g})")
-    report = evaluate_detector(detector, split, threshold, score_kind=score_kind, out_dir=Path(out) if out else default_out,
-                               plots=plots, batch_size=batch_size, history=history, label=label)
+        source = data.as_source(dataset or defaults.get("dataset") or "fashion_mnist", data_dir)
+        split = data.one_class_split(source, normal_class)
+    if not hasattr(detector, "threshold_"):
+        warnings.warn(f"{target.name} has no stored score or threshold: fitting the {detector.score_kind!r} score on the "
+                      "normal training images and the threshold on the normal validation images")
+        detector.calibrate(split.x_train, split.x_val)
+    out_dir = Path(out) if out else default_out
+    report = evaluate_split(detector, split, out_dir=out_dir, plots=plots, label=label)
     report["target"] = str(target)
-    write_json(Path(out or default_out) / "metrics.json", report)
+    write_json(out_dir / "metrics.json", report)
     if verbose:
         print(format_report(report))
-        print(f"wrote {Path(out or default_out) / 'metrics.json'}")
+        print(f"wrote {out_dir / 'metrics.json'}")
     return report
 
 
 def format_report(report: dict) -> str:
-    """Return the model's and PCA's metrics as text."""
+    """The detector's and the baselines' metrics as text."""
     head = f"{report['dataset']}, normal class {report['normal_class']} ({report['normal_class_name']}), score {report['score']}"
-    return "\n".join([
-        head,
-        format_metrics(report["model"], title=f"{report.get('detector', 'model')}:"),
-        format_metrics({k: v for k, v in report["pca"].items() if k != "per_class"},
-                       title=f"PCA baseline ({report['pca'].get('n_components', '?')} components):"),
-    ])
+    lines = [head, format_metrics(report["model"], title=f"{report.get('detector', 'model')}:")]
+    for name, title in (("pca", f"PCA baseline ({report.get('pca', {}).get('n_components', '?')} components):"),
+                        ("knn", "kNN baseline (distance to the 5th nearest normal training input):")):
+        if name in report:
+            lines.append(format_metrics({k: v for k, v in report[name].items() if k != "per_class"}, title=title))
+    return "\n".join(lines)
+
+
+def reconstruction_report(model: Any, split: Any, *, out_dir: str | os.PathLike | None = None, plots: bool = True,
+                          history: dict | None = None, label: str = "autoencoder") -> dict:
+    """What a run trained on all classes reports instead of anomaly metrics.
+
+    Reconstruction MSE/PSNR/SSIM on the validation hold-out and the test split, beside
+    PCA of the same code size fitted on the same training images. Plots: training
+    curves, the latent space of test codes, and prior samples of a VAE.
+    """
+    import zoo
+    from training import generate
+    from training.representation import ModelCodec, PCACodec, reconstruction_quality
+
+    codec = ModelCodec(model)
+    pca = PCACodec(codec.latent_dim).fit(split.x_train)
+    parts = [(part, x) for part, x in (("val", split.x_val), ("test", split.x_test)) if len(x)]
+    report = {"dataset": split.dataset, "all_classes": True, "detector": label, "latent_dim": codec.latent_dim,
+              "model": {part: reconstruction_quality(x, codec.decode(codec.encode(x))) for part, x in parts},
+              "pca": {part: reconstruction_quality(x, pca.decode(pca.encode(x))) for part, x in parts}}
+    if out_dir is not None and plots:
+        plot_dir = Path(out_dir) / "plots"
+        what = f"{Path(split.dataset).name}, all classes"
+        if history:
+            _plots.training_curves(plot_dir / "training_curves.png", history, best_epoch=history.get("best_epoch"),
+                                   title=f"Training: {what}")
+        if len(split.x_test) and split.x_test.ndim == 4:
+            sel = np.linspace(0, len(split.x_test) - 1, min(LATENT_IMAGES, len(split.x_test))).astype(int)
+            _plots.latent_space(plot_dir / "latent_space.png", codec.encode(split.x_test[sel]), split.test_labels[sel],
+                                class_names=split.class_names, title=f"{label} latent space (no labels used): {what}")
+        if zoo.is_variational(model) and split.x_train.ndim == 4:
+            generate.sample_grid(model, plot_dir / "samples.png", n=64, title=f"{label}: 64 draws from the prior")
+    return report
+
+
+def format_reconstruction_report(report: dict) -> str:
+    """The all-classes report as a few lines of text."""
+    lines = [f"{report['detector']} on {report['dataset']} (all classes, latent_dim {report['latent_dim']})"]
+    for who in ("model", "pca"):
+        name = report["detector"] if who == "model" else f"PCA, {report['latent_dim']} components"
+        for part, q in report[who].items():
+            lines.append(f"  {name:<28} {part:<4} MSE {q['mse']:.5f}  PSNR {q['psnr']:.2f} dB  SSIM {q['ssim']:.3f}")
+    return "\n".join(lines)

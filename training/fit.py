@@ -1,513 +1,260 @@
-"""Training with Keras ``fit``: the run folder, resumable checkpoints, threshold, metrics.
+"""Keras ``fit`` of a zoo autoencoder: the step budget, early stopping that survives a resume, checkpoints.
 
-A run folder (``aezoo train --out runs/NAME`` or ``training.train(..., out=...)``)::
+``fit_network(config, x_train, x_val)`` builds the variant, compiles it with Adam
+and the per-pixel "mse" loss, and trains it on tf.data pipelines until the normal
+validation loss stops improving. With a ``state_dir`` (a run folder) it keeps per-epoch
+weights and the early-stopping state there, backs up mid-epoch with Keras
+``BackupAndRestore`` and writes TensorBoard scalars, so a killed fit resumes where it
+stopped with the same optimizer state.
 
-    config.json      TrainConfig: enough to rebuild and retrain the model
-    model.keras      the model with the best normal-validation loss
-    history.json     loss and val_loss per epoch, best epoch, timing
-    threshold.json   {"score", "method", "value", ...} calibrated on normal validation images
-    metrics.json     the protocol's metrics, the model's and the PCA baseline's
-    checkpoints/     weights after every epoch (the best and the last are kept) + state.json
-    backup/          keras BackupAndRestore state (epoch, batch, optimizer) while a run is unfinished
-    logs/            TensorBoard scalars (train/ and validation/)
-    plots/*.png
+The budget adapts to the data: the batch never exceeds the training set, and a
+small training set gets enough epochs to reach ``min_steps`` optimizer steps (with a
+patience scaled alike), so 100 images train as properly as 6,000.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import os
-import platform
-import shutil
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from edge.scoring import THRESHOLD_METHODS, calibrate_threshold
-from training.scoring import KINDS, score
+from training.config import DetectorConfig
 from zoo.errors import UserError
-from zoo.files import atomic_path, write_json, write_text
+from zoo.files import atomic_path, write_json
+from zoo.keras import keras, tf
 
-RUN_FILES = ("config.json", "model.keras", "threshold.json")
-# Mid-epoch backups let a killed run resume where it stopped; each costs a
-# small checkpoint write, so they are spaced out.
+# Layout inside a state directory (a run folder): owned here, named by training.runs.
+CHECKPOINTS = "checkpoints"
+STATE = "checkpoints/state.json"
+BACKUP = "backup"
+LOGS = "logs"
+# Mid-epoch backups let a killed run resume where it stopped; each costs a small write.
 BACKUP_EVERY_BATCHES = 20
+# Early stopping waits at least this many optimizer steps, however short the epochs.
+MIN_PATIENCE_STEPS = 100
 
 
-def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build the config dataclass ``cls`` from a dict; a key it does not have is a UserError listing the valid ones."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise UserError(f"unknown {cls.__name__} keys {unknown}; expected some of {names}. Received: {sorted(data)}")
-    return cls(**data)
+@dataclass(frozen=True)
+class Budget:
+    """How long a fit may run, and why: recorded in history.json."""
+
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    patience: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {"batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch, "max_epochs": self.epochs,
+                "max_steps": self.epochs * self.steps_per_epoch, "patience_epochs": self.patience, "reason": self.reason}
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything needed to rebuild and retrain a detector; round-trips to JSON.
-
-    Args:
-        model: a zoo model name (``zoo.list_models()``).
-        params: keyword arguments for ``zoo.build`` (e.g. ``{"latent_dim": 16}``).
-        dataset: "fashion_mnist", "mnist", "cifar10" or an ImageFolder directory.
-        normal_class: the class id treated as normal.
-        data_dir: data directory passed to the loader (None: its default).
-        seed: seeds Python, numpy and TensorFlow, and the shuffling.
-        epochs: maximum number of epochs (early stopping may end sooner).
-        batch_size: training batch size.
-        lr: Adam learning rate.
-        patience: epochs without normal-validation improvement before stopping.
-        score: anomaly score: "mse", "mae", "ssim" or "elbo" (variational models).
-        threshold_method: "percentile", "mean_std" or "best_f1" (see ``edge.scoring.calibrate_threshold``).
-        percentile: percentile for "percentile".
-        k: number of standard deviations for "mean_std".
-        deterministic: enable TensorFlow op determinism (same seed, same result).
-        all_classes: train one model on every class of the train split instead
-            (embeddings, generation, compression: ``training.representation``).
-            Validation is a fixed 10% of each class; ``normal_class`` is unused,
-            metrics.json reports reconstruction MSE/PSNR/SSIM (beside PCA of the same
-            size) instead of anomaly metrics. Defaults to False.
-    """
-
-    model: str = "conv_ae"
-    params: dict = dataclasses.field(default_factory=dict)
-    dataset: str = "fashion_mnist"
-    normal_class: int = 0
-    data_dir: str | None = None
-    seed: int = 0
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    patience: int = 5
-    score: str = "mse"
-    threshold_method: str = "percentile"
-    percentile: float = 99.0
-    k: float = 3.0
-    deterministic: bool = True
-    all_classes: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are a UserError."""
-        return config_from_dict(cls, data)
-
-    def to_json(self) -> str:
-        """Return the config as indented JSON."""
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        """Parse :meth:`to_json` output."""
-        return cls.from_dict(json.loads(text))
-
-    def validate(self) -> "TrainConfig":
-        """Check every field (model name, class range, numbers); raise UserError quoting the bad value."""
-        import zoo
-
-        names = zoo.list_models()
-        if self.model not in names:
-            import difflib
-
-            close = difflib.get_close_matches(str(self.model), names, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise UserError(f"unknown model; expected one of {', '.join(names)}.{hint} Received: model={self.model!r}")
-        if not isinstance(self.params, dict):
-            raise UserError(f"params must be a dict of model keyword arguments. Received: params={self.params!r}")
-        check_data_args(self.dataset, 0 if self.all_classes else self.normal_class, self.data_dir)
-        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UserError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
-            raise UserError(f"lr must be a positive number. Received: lr={self.lr!r}")
-        if self.score not in KINDS:
-            raise UserError(f"score must be one of {', '.join(KINDS)}. Received: score={self.score!r}")
-        if self.threshold_method not in THRESHOLD_METHODS:
-            raise UserError(f"threshold_method must be one of {', '.join(THRESHOLD_METHODS)}. Received: threshold_method={self.threshold_method!r}")
-        if not 0 < float(self.percentile) <= 100:
-            raise UserError(f"percentile must be in (0, 100]. Received: percentile={self.percentile!r}")
-        return self
+def budget(config: DetectorConfig, n_train: int) -> Budget:
+    """The batch, epochs and patience for ``n_train`` images under ``config``."""
+    if n_train < 1:
+        raise UserError("training needs at least one normal training image. Received: 0")
+    batch = min(config.batch_size, n_train)
+    steps = math.ceil(n_train / batch)
+    epochs = max(config.epochs, math.ceil(config.min_steps / steps))
+    patience = max(config.patience, math.ceil(MIN_PATIENCE_STEPS / steps))
+    reasons = []
+    if batch < config.batch_size:
+        reasons.append(f"batch {config.batch_size} > {n_train} training images: batch {batch}")
+    if epochs > config.epochs:
+        reasons.append(f"{config.epochs} epochs of {steps} step(s) are fewer than min_steps={config.min_steps}: {epochs} epochs")
+    if patience > config.patience:
+        reasons.append(f"patience raised to {patience} epochs (at least {MIN_PATIENCE_STEPS} steps)")
+    return Budget(batch, steps, epochs, patience,
+                  "; ".join(reasons) or f"as configured: up to {epochs} epochs of {steps} steps, patience {patience}")
 
 
-@dataclasses.dataclass
-class TrainResult:
-    """What :func:`train` returns: the fitted model (best weights), its history and its evaluation."""
-
-    model: Any
-    history: dict
-    config: TrainConfig
-    threshold: dict
-    metrics: dict
-    run_dir: Path
+def make_pipeline(x: np.ndarray, *, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """A tf.data pipeline of ``(x, x)`` batches (inputs are their own targets)."""
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(x, np.float32)).cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(int(batch_size)).map(lambda b: (b, b)).prefetch(tf.data.AUTOTUNE)
 
 
-def check_data_args(dataset: str, normal_class: Any, data_dir: str | None = None) -> None:
-    """Raise UserError unless ``dataset`` is known and ``normal_class`` is one of its class ids."""
-    from training import data
-
-    if not isinstance(dataset, str) or (dataset not in data.DATASETS and not Path(dataset).expanduser().is_dir()):
-        raise UserError(f"unknown dataset; expected one of {', '.join(data.DATASETS)} or an ImageFolder directory. Received: dataset={dataset!r}")
-    n = len(data.class_names(dataset))
-    if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)) or not 0 <= normal_class < n:
-        raise UserError(f"normal class must be an integer in 0..{n - 1} for {dataset}. Received: normal_class={normal_class!r}")
-
-
-def load_one_class_split(dataset: str, normal_class: int, data_dir: str | None = None):
-    """Return ``training.data.one_class_split(...)`` (the protocol's split)."""
-    from training import data
-
-    return data.one_class_split(dataset, int(normal_class), data_dir=data_dir)
-
-
-def load_run(path: str | os.PathLike) -> tuple[Any, TrainConfig, dict]:
-    """Load a run folder: return (model, config, threshold dict).
-
-    Raises UserError naming the missing files when the folder is incomplete
-    (an unfinished run can be continued with ``--resume``).
-    """
-    import zoo
-
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"expected a run folder. Received: {path}")
-    missing = [f for f in RUN_FILES if not (path / f).is_file()]
-    if missing:
-        raise UserError(f"run folder {path} is incomplete: missing {', '.join(missing)} (unfinished run? continue it with --resume)")
-    data = json.loads((path / "config.json").read_text())
-    # A compressed run (training.compress.optimize_run) adds a "compression" section to its TrainConfig.
-    data.pop("compression", None)
-    config = TrainConfig.from_dict(data)
-    threshold = json.loads((path / "threshold.json").read_text())
-    model = zoo.load_model(path / "model.keras")  # QAT models (aezoo optimize) included
-    return model, config, threshold
-
-
-def _seed_everything(config: TrainConfig) -> None:
-    from zoo.keras import keras, tf
-
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, numpy and TensorFlow; optionally make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
-def _make_callbacks(run_dir: Path, config: TrainConfig, steps_per_epoch: int):
-    """Callbacks: per-epoch checkpoints + resumable early stopping, backup/restore, TensorBoard scalars."""
-    from zoo.keras import keras, tf
+def build_model(config: DetectorConfig, input_shape: tuple) -> Any:
+    """``zoo.build`` the configured variant for ``input_shape`` and compile it (Adam, per-value "mse")."""
+    import zoo
 
-    class RunProgress(keras.callbacks.Callback):
-        """Early stopping on normal-validation loss whose state survives a resume.
-
-        Per epoch it saves the weights (checkpoints/epoch_NNN.h5) and a
-        record (loss, val_loss, best, wait, seconds) in checkpoints/state.json.
-        An epoch redone after an interruption replaces its earlier record, so
-        the state always follows the epochs that actually led to the weights.
-        """
-
-        def __init__(self):
-            super().__init__()
-            self.ckpt_dir = run_dir / "checkpoints"
-            self.state_file = self.ckpt_dir / "state.json"
-            self.records: list[dict] = []
-            self.stopped_early = False
-
-        def on_train_begin(self, logs=None):
-            if self.state_file.is_file():
-                self.records = json.loads(self.state_file.read_text())["epochs"]
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            prev = [r for r in self.records if r["epoch"] < epoch]
-            last = prev[-1] if prev else {"best": math.inf, "best_epoch": None, "wait": 0}
-            value = logs.get("val_loss", math.nan)
-            if value < last["best"]:
-                best, best_epoch, wait = value, epoch, 0
-            else:
-                best, best_epoch, wait = last["best"], last["best_epoch"], last["wait"] + 1
-            with atomic_path(self.ckpt_dir / f"epoch_{epoch + 1:03d}.h5") as tmp:
-                self.model.save_weights(str(tmp))
-            self.records = prev + [{"epoch": epoch, **logs, "best": best, "best_epoch": best_epoch, "wait": wait,
-                                    "seconds": time.perf_counter() - self._t0}]
-            write_json(self.state_file, {"epochs": self.records})
-            if wait >= config.patience:
-                self.stopped_early = True
-                self.model.stop_training = True
-
-        def on_train_end(self, logs=None):
-            best_epoch = self.records[-1]["best_epoch"] if self.records else None
-            if best_epoch is not None:
-                self.model.load_weights(str(self.ckpt_dir / f"epoch_{best_epoch + 1:03d}.h5"))
-            keep = {f"epoch_{e + 1:03d}.h5" for e in (best_epoch, self.records[-1]["epoch"] if self.records else None) if e is not None}
-            for f in self.ckpt_dir.glob("epoch_*.h5"):
-                if f.name not in keep:
-                    f.unlink()
-
-    class Backup(keras.callbacks.BackupAndRestore):
-        """BackupAndRestore that saves every few batches of each epoch and at every epoch end."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._batches_count = 0  # count within the epoch, so backups fall on the same batches every epoch
-            super().on_epoch_begin(epoch, logs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self._backup(epoch=epoch, batch=steps_per_epoch - 1)
-
-    class Scalars(keras.callbacks.Callback):
-        """TensorBoard epoch scalars written with core ``tf.summary.write`` (no tensorboard package needed)."""
-
-        def __init__(self):
-            super().__init__()
-            self.writers = {}
-            self.meta = tf.compat.v1.SummaryMetadata()
-            self.meta.plugin_data.plugin_name = "scalars"
-
-        def on_epoch_end(self, epoch, logs=None):
-            for key, value in (logs or {}).items():
-                part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-                if part not in self.writers:
-                    self.writers[part] = tf.summary.create_file_writer(str(run_dir / "logs" / part))
-                with self.writers[part].as_default():
-                    tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch, metadata=self.meta)
-            for w in self.writers.values():
-                w.flush()
-
-        def on_train_end(self, logs=None):
-            for w in self.writers.values():
-                w.close()
-
-    progress = RunProgress()
-    every = min(BACKUP_EVERY_BATCHES, steps_per_epoch)
-    # RunProgress runs first so an epoch's record exists before the backup marks the epoch done.
-    return progress, [progress, Backup(str(run_dir / "backup"), save_freq=every, delete_checkpoint=False), Scalars()]
+    model = zoo.build(config.model, input_shape=tuple(input_shape), **config.params)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
+    return model
 
 
-def _history_from(records: list[dict], stopped_early: bool, n_train: int) -> dict:
-    keys = [k for k in records[0] if k not in ("epoch", "best", "best_epoch", "wait", "seconds")] if records else []
-    seconds = float(sum(r["seconds"] for r in records))
-    return {
-        "epoch": [r["epoch"] for r in records],
-        **{k: [r.get(k) for r in records] for k in keys},
-        "best_epoch": records[-1]["best_epoch"] if records else None,
-        "best_val_loss": records[-1]["best"] if records else None,
-        "epochs_run": len(records),
-        "stopped_early": stopped_early,
-        "seconds_per_epoch": [r["seconds"] for r in records],
-        "train_seconds": seconds,
-        "images_per_second": n_train * len(records) / seconds if seconds else None,
-    }
-
-
-def train(
-    config: TrainConfig | None = None,
-    *,
-    out: str | os.PathLike | None = None,
-    resume: bool = False,
-    split=None,
-    callbacks: Sequence[Any] = (),
-    verbose: int | str = "auto",
-    plots: bool = True,
-    **overrides: Any,
-) -> TrainResult:
-    """Train a zoo autoencoder on one normal class, calibrate its threshold, evaluate it, write the run folder.
+def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, *, model: Any = None,
+                callbacks: Sequence[Any] = (), verbose: Any = 0, state_dir: str | Path | None = None) -> tuple[Any, dict]:
+    """Train ``model`` (built from ``config`` when None) on normal images; return (model with its best weights, history).
 
     Args:
-        config: a :class:`TrainConfig`; keyword ``overrides`` replace its fields
-            (``train(model="conv_ae", normal_class=1, epochs=5)`` works without one).
-        out: the run folder. Defaults to a new temporary directory (see ``result.run_dir``).
-        resume: continue the unfinished run in ``out`` from its last backup
-            (epoch counter, optimizer and early-stopping state are kept).
-            ``config`` may then only change ``epochs``.
-        split: a prepared ``training.data.OneClassSplit`` (skips loading the data).
+        config: the detector's config (model, params, seed, budget, lr).
+        x_train, x_val: normal training and validation images.
+        model: a compiled model to continue training. Defaults to a new one.
         callbacks: extra Keras callbacks.
-        verbose: Keras ``fit`` verbosity (1 = progress bar). Defaults to "auto".
-        plots: draw the PNG plots. Defaults to True.
-
-    Returns:
-        A :class:`TrainResult` (model with the best weights, history, config, threshold, metrics, run_dir).
+        verbose: Keras ``fit`` verbosity.
+        state_dir: where checkpoints, the early-stopping state, backups and TensorBoard
+            logs go; an unfinished fit there is resumed. None keeps the state in memory.
     """
-    from training.evaluate import evaluate_detector
-    from zoo.keras import keras
-    import zoo
-    from training import data
-
-    if config is not None and not isinstance(config, TrainConfig):
-        raise UserError(f"config must be a TrainConfig (or pass keyword arguments). Received: {type(config).__name__}")
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise UserError(f"unknown training options {unknown}; expected fields of TrainConfig. Received: {sorted(overrides)}")
-    run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="aezoo-run-"))
-    config_file = run_dir / "config.json"
-    state_file = run_dir / "checkpoints" / "state.json"
-    if resume:
-        if not config_file.is_file():
-            raise UserError(f"--resume needs an existing run folder with config.json. Received: {run_dir}")
-        saved = TrainConfig.from_json(config_file.read_text())
-        given = dataclasses.replace(config or saved, **overrides)
-        if dataclasses.replace(given, epochs=saved.epochs) != saved:
-            raise UserError(f"a resumed run keeps the config saved in {config_file} (only epochs may change). "
-                            f"Received: {given.to_dict()}")
-        if state_file.is_file() and json.loads(state_file.read_text()).get("finished"):
-            raise UserError(f"run {run_dir} is already finished; nothing to resume (evaluate it with `aezoo evaluate {run_dir}`)")
-        config = given
-    else:
-        if config_file.exists():
-            raise UserError(f"{run_dir} already holds a run; continue it with --resume or choose another --out. Received: --out {run_dir}")
-        config = dataclasses.replace(config or TrainConfig(), **overrides)
-    config.validate()
-    write_json(config_file, config.to_dict())
-
-    _seed_everything(config)
-    if split is None and config.all_classes:
-        from training.representation import all_classes_split
-
-        split = all_classes_split(config.dataset, data_dir=config.data_dir)
-    elif split is None:
-        split = load_one_class_split(config.dataset, config.normal_class, config.data_dir)
-    try:
-        model = zoo.build(config.model, input_shape=tuple(split.x_train.shape[1:]), **config.params)
-    except TypeError as exc:
-        raise UserError(f"bad model parameter for {config.model}: {exc}. Received: params={config.params}") from None
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
-    train_ds = data.make_pipeline(split.x_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    val_ds = data.make_pipeline(split.x_val, batch_size=config.batch_size, shuffle=False, seed=config.seed)
-    steps = math.ceil(len(split.x_train) / config.batch_size)
-    progress, cbs = _make_callbacks(run_dir, config, steps)
+    if len(x_val) == 0:
+        raise UserError("early stopping needs normal validation images. Received: 0")
+    seed_everything(config.seed, config.deterministic)
+    plan = budget(config, len(x_train))
+    model = model if model is not None else build_model(config, x_train.shape[1:])
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
+    progress = EarlyStopping(plan.patience, Path(state_dir) if state_dir is not None else None)
+    cbs = [progress]
+    if state_dir is not None:
+        every = min(BACKUP_EVERY_BATCHES, plan.steps_per_epoch)
+        cbs += [Backup(str(Path(state_dir) / BACKUP), plan.steps_per_epoch, save_freq=every, delete_checkpoint=False),
+                Scalars(Path(state_dir) / LOGS)]
+    train = make_pipeline(x_train, batch_size=plan.batch_size, shuffle=True, seed=config.seed)
+    val = make_pipeline(x_val, batch_size=plan.batch_size, shuffle=False, seed=config.seed)
     t0 = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=cbs + list(callbacks), verbose=verbose)
-    wall = time.perf_counter() - t0
-    history = _history_from(progress.records, progress.stopped_early, len(split.x_train))
-    history["fit_wall_seconds_last_session"] = wall
-    with atomic_path(run_dir / "model.keras") as tmp:
-        model.save(str(tmp))
-    write_json(run_dir / "history.json", history)
-
-    val_scores = score(model, split.x_val, config.score, batch_size=256)
-    value = calibrate_threshold(val_scores, config.threshold_method, percentile=config.percentile, k=config.k)
-    threshold = {"score": config.score, "method": config.threshold_method, "value": value,
-                 "percentile": config.percentile, "k": config.k,
-                 "calibrated_on": "validation images of every class" if config.all_classes else "normal validation images",
-                 "n_val": int(len(split.x_val)), "val_score_mean": float(val_scores.mean()),
-                 "val_score_std": float(val_scores.std())}
-    write_json(run_dir / "threshold.json", threshold)
-    if config.all_classes:
-        from training.representation import reconstruction_report
-
-        report = reconstruction_report(model, split, out_dir=run_dir, plots=plots, history=history, label=config.model)
-    else:
-        report = evaluate_detector(model, split, value, score_kind=config.score, out_dir=run_dir, plots=plots,
-                                   history=history, label=config.model)
-    report["training"] = {k: history[k] for k in ("epochs_run", "best_epoch", "stopped_early", "train_seconds", "images_per_second")}
-    report["training"]["n_train"] = int(len(split.x_train))
-    write_json(run_dir / "metrics.json", report)
-    write_json(state_file, {"epochs": progress.records, "finished": True})
-    # The backup is kept until everything above is written, so a crash after fit still resumes at the end.
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    return TrainResult(model=model, history=history, config=config, threshold=threshold, metrics=report, run_dir=run_dir)
+    model.fit(train, validation_data=val, epochs=plan.epochs, callbacks=cbs + list(callbacks), verbose=verbose)
+    history = progress.history(len(x_train), plan)
+    history["fit_wall_seconds_last_session"] = time.perf_counter() - t0
+    return model, history
 
 
-def train_all(
-    config: TrainConfig | None = None,
-    *,
-    out: str | os.PathLike,
-    classes: Sequence[int] | None = None,
-    resume: bool = False,
-    verbose: int | str = 0,
-    plots: bool = True,
-    **overrides: Any,
-) -> dict:
-    """Train and evaluate one model per normal class; write summary.md and summary.json in ``out``.
+class EarlyStopping(keras.callbacks.Callback):
+    """Early stopping on normal-validation loss that restores the best weights and survives a resume.
 
-    Each class gets its run folder ``out/class_K``; a tqdm bar runs over the
-    classes. With ``resume``, finished classes are read back and unfinished ones
-    continued.
-
-    Returns:
-        The summary: per class AUROC (model and PCA), training time and
-        images/second; mean and minimum AUROC; the machine.
+    With a ``state_dir`` it saves the weights of every epoch (``checkpoints/epoch_NNN.h5``,
+    keeping the best and the last) and a record per epoch (loss, val_loss, best, wait,
+    seconds) in ``checkpoints/state.json``. An epoch redone after an interruption
+    replaces its earlier record, so the state follows the epochs that led to the weights.
+    Without one, the best weights are kept in memory.
     """
-    from tqdm.auto import tqdm
 
-    from training import data
+    def __init__(self, patience: int, state_dir: Path | None = None):
+        super().__init__()
+        self.patience = patience
+        self.state_dir = state_dir
+        self.records: list[dict] = []
+        self.stopped_early = False
+        self._best_weights = None
 
-    config = dataclasses.replace(config or TrainConfig(), **overrides)
-    if config.all_classes:
-        raise UserError("train_all trains one model per normal class; all_classes=True trains one model in total: use train(). "
-                        "Received: all_classes=True")
-    out = Path(out)
-    names = data.class_names(config.dataset)
-    classes = list(range(len(names))) if classes is None else list(classes)
-    rows = []
-    bar = tqdm(classes, desc=f"{config.model} on {config.dataset}", unit="class")
-    for k in bar:
-        bar.set_postfix_str(f"class {k} ({names[k]})")
-        run_dir = out / f"class_{k}"
-        state = run_dir / "checkpoints" / "state.json"
-        finished = state.is_file() and json.loads(state.read_text()).get("finished", False)
-        if finished and resume:
-            report = json.loads((run_dir / "metrics.json").read_text())
-        else:
-            res = train(dataclasses.replace(config, normal_class=k), out=run_dir, resume=resume and (run_dir / "config.json").is_file(),
-                        verbose=verbose, plots=plots)
-            report = res.metrics
-        t = report["training"]
-        rows.append({"class": k, "name": names[k], "auroc": report["model"]["auroc"], "pca_auroc": report["pca"]["auroc"],
-                     "auprc": report["model"]["auprc"], "f1": report["model"]["f1"], "fpr": report["model"]["fpr"],
-                     "epochs_run": t["epochs_run"], "train_seconds": t["train_seconds"], "images_per_second": t["images_per_second"]})
-    summary = {
-        "model": config.model, "dataset": config.dataset, "config": config.to_dict(),
-        "classes": rows,
-        "mean_auroc": float(np.mean([r["auroc"] for r in rows])), "min_auroc": float(np.min([r["auroc"] for r in rows])),
-        "pca_mean_auroc": float(np.mean([r["pca_auroc"] for r in rows])), "pca_min_auroc": float(np.min([r["pca_auroc"] for r in rows])),
-        "total_train_seconds": float(sum(r["train_seconds"] for r in rows)),
-        "machine": _machine(),
-    }
-    write_json(out / "summary.json", summary)
-    write_text(out / "summary.md", summary_markdown(summary))
-    return summary
+    def _state_file(self) -> Path:
+        return self.state_dir / STATE
+
+    def _checkpoint(self, epoch: int) -> Path:
+        return self.state_dir / CHECKPOINTS / f"epoch_{epoch + 1:03d}.h5"
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        if self.state_dir is not None and self._state_file().is_file():
+            try:
+                self.records = json.loads(self._state_file().read_text())["epochs"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{self._state_file()} is damaged ({exc}); the run cannot resume. "
+                                "Train it again into a new folder.") from None
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        prev = [r for r in self.records if r["epoch"] < epoch]
+        last = prev[-1] if prev else {"best": math.inf, "best_epoch": None, "wait": 0}
+        value = logs.get("val_loss", math.nan)
+        improved = value < last["best"]
+        best, best_epoch = (value, epoch) if improved else (last["best"], last["best_epoch"])
+        wait = 0 if improved else last["wait"] + 1
+        if self.state_dir is not None:
+            with atomic_path(self._checkpoint(epoch)) as tmp:
+                self.model.save_weights(str(tmp))
+        elif improved:
+            self._best_weights = self.model.get_weights()
+        self.records = prev + [{"epoch": epoch, **logs, "best": best, "best_epoch": best_epoch, "wait": wait,
+                                "seconds": time.perf_counter() - self._t0}]
+        if self.state_dir is not None:
+            write_json(self._state_file(), {"epochs": self.records})
+        if wait >= self.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Any = None) -> None:
+        best_epoch = self.records[-1]["best_epoch"] if self.records else None
+        if self.state_dir is None:
+            if self._best_weights is not None:
+                self.model.set_weights(self._best_weights)
+            return
+        if best_epoch is not None:
+            self.model.load_weights(str(self._checkpoint(best_epoch)))
+        keep = {self._checkpoint(e).name for e in (best_epoch, self.records[-1]["epoch"] if self.records else None) if e is not None}
+        for f in (self.state_dir / CHECKPOINTS).glob("epoch_*.h5"):
+            if f.name not in keep:
+                f.unlink()
+
+    def history(self, n_train: int, plan: Budget) -> dict:
+        """history.json: per-epoch losses, the best epoch, whether the budget ran out while still improving."""
+        r = self.records
+        keys = [k for k in (r[0] if r else {}) if k not in ("epoch", "best", "best_epoch", "wait", "seconds")]
+        seconds = float(sum(x["seconds"] for x in r))
+        best_epoch = r[-1]["best_epoch"] if r else None
+        return {
+            "epoch": [x["epoch"] for x in r], **{k: [x.get(k) for x in r] for k in keys},
+            "best_epoch": best_epoch, "best_val_loss": r[-1]["best"] if r else None, "epochs_run": len(r),
+            "stopped_early": self.stopped_early,
+            # The best epoch is among the last few: the loss was still falling when the budget ended.
+            "still_improving": bool(r) and not self.stopped_early and best_epoch is not None and best_epoch >= len(r) - 2,
+            "budget": plan.to_dict(), "steps_run": len(r) * plan.steps_per_epoch,
+            "seconds_per_epoch": [x["seconds"] for x in r], "train_seconds": seconds,
+            "images_per_second": n_train * len(r) / seconds if seconds else None,
+        }
 
 
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+class Backup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that saves every few batches of each epoch and at every epoch end."""
+
+    def __init__(self, backup_dir: str, steps_per_epoch: int, **kwargs: Any):
+        super().__init__(backup_dir, **kwargs)
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._batches_count = 0  # count within the epoch, so backups fall on the same batches every epoch
+        super().on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self._backup(epoch=epoch, batch=self.steps_per_epoch - 1)
 
 
-def summary_markdown(summary: dict) -> str:
-    """Return the all-classes summary as a Markdown table."""
-    lines = [
-        f"# {summary['model']} on {summary['dataset']}: one model per normal class",
-        "",
-        "| class | name | AUROC | PCA AUROC | AUPRC | F1 | FPR | epochs | train s | images/s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in summary["classes"]:
-        ips = f"{r['images_per_second']:.0f}" if r["images_per_second"] else "-"
-        lines.append(f"| {r['class']} | {r['name']} | {r['auroc']:.4f} | {r['pca_auroc']:.4f} | {r['auprc']:.4f} | {r['f1']:.3f} | "
-                     f"{r['fpr']:.3f} | {r['epochs_run']} | {r['train_seconds']:.1f} | {ips} |")
-    lines += [
-        f"| **mean** | | **{summary['mean_auroc']:.4f}** | **{summary['pca_mean_auroc']:.4f}** | | | | | {summary['total_train_seconds']:.1f} | |",
-        f"| **min** | | **{summary['min_auroc']:.4f}** | **{summary['pca_min_auroc']:.4f}** | | | | | | |",
-        "",
-        f"Machine: {summary['machine']['cpu']}, {summary['machine']['cores']} cores. Seed {summary['config']['seed']}, "
-        f"up to {summary['config']['epochs']} epochs, batch {summary['config']['batch_size']}, lr {summary['config']['lr']}.",
-        "",
-    ]
-    return "\n".join(lines)
+class Scalars(keras.callbacks.Callback):
+    """TensorBoard epoch scalars written with core ``tf.summary.write`` (no tensorboard package needed)."""
+
+    def __init__(self, log_dir: Path):
+        super().__init__()
+        self.log_dir = log_dir
+        self.writers: dict[str, Any] = {}
+        self.meta = tf.compat.v1.SummaryMetadata()
+        self.meta.plugin_data.plugin_name = "scalars"
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        for key, value in (logs or {}).items():
+            part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if part not in self.writers:
+                self.writers[part] = tf.summary.create_file_writer(str(self.log_dir / part))
+            with self.writers[part].as_default():
+                tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch, metadata=self.meta)
+        for w in self.writers.values():
+            w.flush()
+
+    def on_train_end(self, logs: Any = None) -> None:
+        for w in self.writers.values():
+            w.close()

@@ -8,11 +8,43 @@ import numpy as np
 from sklearn import metrics as skm
 
 
+# Recall is reported at these false-positive rates, the thresholds set on normal validation scores.
+FPR_TARGETS = (0.01, 0.05)
+
+
+def _ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
+    """AUROC and AUPRC, or None with the reason when the labels hold one class only (JSON has no NaN)."""
+    if y_true.min() == y_true.max():
+        reason = "the test data holds only " + ("anomalies" if y_true.min() == 1 else "normal inputs")
+        return {"auroc": None, "auprc": None, "undefined_because": reason}
+    return {"auroc": float(skm.roc_auc_score(y_true, scores)), "auprc": float(skm.average_precision_score(y_true, scores))}
+
+
+def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, val_scores: np.ndarray) -> dict:
+    """Recall of anomalies at thresholds set on normal validation scores for 1% and 5% false positives.
+
+    Returns ``{"0.01": {"threshold", "recall", "test_fpr"}, "0.05": {...}}``: the threshold is the
+    (1 - rate) quantile of ``val_scores`` (no test label chooses it); ``test_fpr`` is what it gives on
+    the normal test inputs.
+    """
+    y_true = np.asarray(y_true).astype(int).ravel()
+    scores = np.asarray(scores, np.float64).ravel()
+    out = {}
+    for rate in FPR_TARGETS:
+        t = float(np.quantile(np.asarray(val_scores, np.float64), 1.0 - rate))
+        flagged = scores > t
+        out[f"{rate:g}"] = {"threshold": t,
+                            "recall": float(flagged[y_true == 1].mean()) if (y_true == 1).any() else None,
+                            "test_fpr": float(flagged[y_true == 0].mean()) if (y_true == 0).any() else None}
+    return out
+
+
 def detection_metrics(
     y_true: np.ndarray,
     scores: np.ndarray,
     threshold: float,
     *,
+    val_scores: np.ndarray | None = None,
     test_labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
 ) -> dict:
@@ -22,6 +54,7 @@ def detection_metrics(
         y_true: 1 for an anomaly, 0 for a normal image.
         scores: one score per image, higher = more anomalous.
         threshold: an image is flagged as anomalous when its score is above it.
+        val_scores: scores of the normal validation images, for recall at 1% and 5% FPR.
         test_labels: original class ids, for the per-class breakdown.
         class_names: names of the original classes, indexed by class id.
 
@@ -38,8 +71,7 @@ def detection_metrics(
     y_pred = (scores > threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     out = {
-        "auroc": float(skm.roc_auc_score(y_true, scores)),
-        "auprc": float(skm.average_precision_score(y_true, scores)),
+        **_ranking_metrics(y_true, scores),
         "precision": float(skm.precision_score(y_true, y_pred, zero_division=0)),
         "recall": float(skm.recall_score(y_true, y_pred, zero_division=0)),
         "f1": float(skm.f1_score(y_true, y_pred, zero_division=0)),
@@ -49,6 +81,8 @@ def detection_metrics(
         "n_anomalous": int((y_true == 1).sum()),
         "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
+    if val_scores is not None:
+        out["recall_at_fpr"] = recall_at_fpr(y_true, scores, val_scores)
     if test_labels is not None:
         test_labels = np.asarray(test_labels).ravel()
         per_class = []
@@ -79,8 +113,13 @@ def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 def format_metrics(metrics: dict, *, title: str = "") -> str:
     """Return a short human-readable summary of :func:`detection_metrics` output."""
     lines = [title] if title else []
+    if metrics["auroc"] is None:
+        lines.append(f"AUROC and AUPRC undefined: {metrics['undefined_because']}")
+        return "\n".join(lines)
+    at = metrics.get("recall_at_fpr", {})
+    extra = "".join(f"  recall@{float(k):.0%}FPR {v['recall']:.3f}" for k, v in at.items() if v["recall"] is not None)
     lines.append(
-        f"AUROC {metrics['auroc']:.4f}  AUPRC {metrics['auprc']:.4f}  at threshold {metrics['threshold']:.6g}: "
+        f"AUROC {metrics['auroc']:.4f}  AUPRC {metrics['auprc']:.4f}{extra}  at threshold {metrics['threshold']:.6g}: "
         f"precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  F1 {metrics['f1']:.3f}  "
         f"FPR {metrics['fpr']:.3f}"
     )

@@ -1,292 +1,242 @@
 """One pretrained entry end to end, and the zoo build that repeats it over models and classes.
 
-``run_entry`` is the single journey of an entry: train (``training.train``) ->
-QAT fine-tune (``training.compress``) -> export the int8 detector bundle
-(``edge.convert.export_model``) -> evaluate the float model, the QAT model, the
-int8 detector and PCA on the same split with ``training.evaluate.evaluate_detector``
-(the code path of ``aezoo evaluate``). ``aezoo zoo build`` and ``aezoo demo`` both
-call it.
+``run_entry`` is the single journey of an entry: train (``training.train``) -> QAT
+fine-tune (``training.compress``) -> export the int8 detector bundle
+(``training.convert``) -> evaluate the float model, the QAT model and the int8
+detector beside PCA and kNN on the same split (``training.evaluate``), measure its
+latency (``edge.latency``). ``aezoo zoo build`` and ``aezoo demo`` both call it.
 
-Time budget: the whole zoo (6 variants x 10 classes) must build in well under an
-hour on a 2-core CPU, so an entry gets about ``BUDGET_SECONDS_PER_ENTRY`` = 45 s.
-``ZOO_EPOCHS``, ``ZOO_PATIENCE`` and ``QAT_EPOCHS`` were set from that budget
-(measured epoch times, not test metrics) and are the same for every variant and class.
+Hyperparameters are fixed before any test evaluation and are the same for every
+class: the variant's defaults, the training defaults, and the budget below, set
+from measured times (not test metrics) so that the whole zoo builds in under an
+hour on a 2-core CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from training import runs
 from zoo import pretrained
+from zoo.config import Config, check_choice, check_int
 from zoo.errors import UserError
 from zoo.files import atomic_path, write_json
 
-BUDGET_SECONDS_PER_ENTRY = 45
-# Measured for conv_ae, class 0, on the shared 2-core machine: about 1 s per training epoch
-# on the 5,400 normal images, 5 s per QAT epoch (graph building included), about 25 s for
-# the rest (float/QAT/int8 evaluations, each refitting PCA, export, latency): 51 s in all
-# under a load of 4-5, so 15 epochs is what fits the budget on an idle machine.
-ZOO_EPOCHS = 15
-ZOO_PATIENCE = 3
-QAT_EPOCHS = 2
-LATENCY_ITERATIONS = 300
-LATENCY_WARMUP = 20
 DEFAULT_RUNS = Path("runs") / "zoo_build"
-
-HYPERPARAMETER_SELECTION = (
-    "Chosen once per variant for all normal classes, before any test evaluation: the variant's default "
-    "arguments (zoo.config_for(model)), the training defaults of training.TrainConfig (Adam lr 1e-3, batch 128, "
-    "mse score, threshold at the 99th percentile of the normal validation scores), and epochs / early-stopping "
-    "patience / QAT epochs set from the time budget of {budget} s per entry on a 2-core CPU (the 60-entry zoo "
-    "builds in under an hour). Early stopping and both thresholds use only the normal validation images; "
-    "test labels chose nothing."
-)
+LATENCY_ITERATIONS = 1000
 
 
-def _seconds_since(t0: float) -> float:
-    return round(time.perf_counter() - t0, 3)
+@dataclasses.dataclass
+class EntrySettings(Config):
+    """How every zoo entry is made (the same for every variant and class); recorded in the manifest.
 
-
-def batch1_latency_us(detector, images: np.ndarray, *, iterations: int = LATENCY_ITERATIONS) -> dict:
-    """Median and 90th percentile time of ``detector.score`` on one image, in microseconds.
-
-    Goes through ``edge.Detector`` (preprocessing checks, quantization, scoring), as a
-    device would, cycling over ``images`` after ``LATENCY_WARMUP`` untimed calls.
+    Args:
+        score: the score kind of the detectors, or "auto": each variant's default (``zoo.model_info``).
+        epochs: maximum training epochs. patience: early-stopping patience.
+        qat_epochs: QAT fine-tuning epochs. seed: training and fine-tuning seed.
     """
-    n = len(images)
-    for i in range(LATENCY_WARMUP):
-        detector.score(images[i % n : i % n + 1])
-    times = np.empty(iterations)
-    for i in range(iterations):
-        x = images[i % n : i % n + 1]
-        t0 = time.perf_counter_ns()
-        detector.score(x)
-        times[i] = time.perf_counter_ns() - t0
-    return {"median_us": float(np.median(times) / 1e3), "p90_us": float(np.percentile(times, 90) / 1e3),
-            "iterations": int(iterations), "batch": 1, "num_threads": int(getattr(detector, "num_threads", 1)),
-            "through": "edge.Detector.score"}
+
+    score: str = "auto"
+    epochs: int = 30
+    patience: int = 5
+    qat_epochs: int = 2
+    seed: int = 0
+
+    def validate(self) -> "EntrySettings":
+        """Check every field."""
+        from training.scores import score_kinds
+
+        check_choice(self, "score", ("auto", *score_kinds()))
+        for name, low in (("epochs", 1), ("patience", 1), ("qat_epochs", 1), ("seed", 0)):
+            check_int(self, name, low)
+        return self
+
+
+SELECTION = ("Fixed for all normal classes before any test evaluation: the variant's default arguments, the training "
+             "defaults of training.TrainConfig (Adam lr 1e-3, batch 128, threshold at the 99th percentile of the normal "
+             "validation scores), the score kind, and epochs / patience / QAT epochs set from the time budget. Early "
+             "stopping, score parameters and both thresholds use only the normal training and validation images; test "
+             "labels chose nothing.")
 
 
 def _compact(report: dict) -> dict:
-    keep = ("auroc", "auprc", "precision", "recall", "f1", "fpr", "threshold")
-    out = {k: report[k] for k in keep}
-    if "n_components" in report:
-        out["n_components"] = report["n_components"]
-    return out
+    keep = ("auroc", "auprc", "precision", "recall", "f1", "fpr", "threshold", "recall_at_fpr", "n_components")
+    return {k: report[k] for k in keep if k in report}
 
 
-def _train_or_resume(config, run_dir: Path, split, *, plots: bool, verbose) -> tuple[Any, dict, dict, dict, str]:
-    """(model, threshold, float report, history, how) for the run folder, training only what is missing."""
-    from training.fit import load_run, train
+def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verbose: Any) -> tuple[Any, dict, str]:
+    """(float detector, its metrics, how) for the run folder, training only what is missing."""
+    from training.trainer import train
 
-    state = run_dir / "checkpoints" / "state.json"
-    finished = state.is_file() and json.loads(state.read_text()).get("finished", False)
-    if finished and (run_dir / "metrics.json").is_file():
-        model, saved, threshold = load_run(run_dir)
+    run = runs.Run(run_dir)
+    if run.is_finished():
+        detector, saved = runs.load_run(run_dir)
         if saved != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if v != config.to_dict()[k]}
             raise UserError(f"the finished run in {run_dir} was trained with other settings (saved, requested): {diff}. "
                             "Delete that folder to retrain it, or give another runs folder.")
-        report = json.loads((run_dir / "metrics.json").read_text())
-        history = json.loads((run_dir / "history.json").read_text())
-        return model, threshold, report, history, "reused finished run"
-    resume = (run_dir / "config.json").is_file()
+        return detector, runs.read_json(run.file(runs.METRICS), "metrics"), "reused finished run"
+    resume = run.exists()
     result = train(config, out=run_dir, resume=resume, split=split, verbose=verbose, plots=plots)
-    return result.model, result.threshold, result.metrics, result.history, "resumed" if resume else "trained"
+    return result.detector, result.metrics, "resumed" if resume else "trained"
 
 
-def run_entry(
-    model_name: str,
-    dataset: str,
-    normal_class: int,
-    out_dir: str | os.PathLike,
-    *,
-    epochs: int = ZOO_EPOCHS,
-    seed: int = 0,
-    patience: int = ZOO_PATIENCE,
-    qat_epochs: int = QAT_EPOCHS,
-    run_dir: str | os.PathLike | None = None,
-    data_dir: str | None = None,
-    split=None,
-    plots: bool = False,
-    verbose: int | str = 0,
-    latency_iterations: int = LATENCY_ITERATIONS,
-) -> dict:
+def _quantize(detector: Any, split: Any, settings: EntrySettings, verbose: Any) -> tuple[Any, dict]:
+    """The QAT fine-tune of a float detector, its score and threshold fitted again on normal data."""
+    from training.compress import CompressConfig, compress
+    from training.detector import AutoencoderDetector
+
+    qat_config = CompressConfig(method="qat", epochs=settings.qat_epochs, seed=settings.seed,
+                                batch_size=detector.config.batch_size)
+    qat, _ = compress(detector.model_, split.x_train, split.x_val, qat_config, verbose=verbose)
+    return AutoencoderDetector(detector.config, model=qat).calibrate(split.x_train, split.x_val), qat_config.to_dict()
+
+
+def _speed(bundle: Path, split: Any) -> dict:
+    """Batch-1 latency (Detector and bare invoke) and large-batch throughput of a bundle."""
+    from edge import Detector
+    from edge.latency import batch1_latency, throughput
+
+    detector = Detector.load(bundle)
+    latency = batch1_latency(detector, split.x_test[0], iterations=LATENCY_ITERATIONS)
+    return {"latency": latency, "throughput_per_second": round(throughput(detector.score, split.x_test[:1000]), 1)}
+
+
+def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | Path, *,
+              settings: EntrySettings | None = None, run_dir: str | Path | None = None, split: Any = None,
+              plots: bool = False, verbose: Any = 0) -> dict:
     """Train, QAT fine-tune, export and evaluate one entry; write it to ``out_dir``.
 
-    ``out_dir`` receives ``model.keras`` (the trained float model, without optimizer
-    state), ``detector/`` (the int8 bundle exported from the QAT model) and ``card.json``.
-    The training run folder (checkpoints, logs, plots) goes to ``run_dir``: an
-    unfinished run there is resumed and a finished one reused.
-
-    Args:
-        model_name: a zoo variant (``zoo.list_models()``), built with its default arguments.
-        dataset: "fashion_mnist" (or another ``training.data`` dataset).
-        normal_class: the normal class id.
-        out_dir: the entry folder to write.
-        epochs: maximum training epochs. Defaults to ``ZOO_EPOCHS`` (the time budget).
-        seed: training and fine-tuning seed. Defaults to 0.
-        patience: early-stopping patience. Defaults to ``ZOO_PATIENCE``.
-        qat_epochs: QAT fine-tuning epochs. Defaults to ``QAT_EPOCHS``.
-        run_dir: the training run folder (kept out of saved_models). Defaults to
-            ``runs/zoo_build/<model>/<dataset>/class_<k>``.
-        data_dir: TFDS data directory.
-        split: a prepared ``OneClassSplit`` for ``normal_class`` (skips loading).
-        plots: draw the training and evaluation plots (into ``run_dir``). Defaults to False.
-        verbose: Keras ``fit`` verbosity. Defaults to 0.
-        latency_iterations: timed batch-1 calls of the int8 detector. Defaults to 300.
+    ``out_dir`` receives ``model.keras`` (the trained float model), ``score.npz`` (its
+    score's parameters, if any), ``detector/`` (the int8 bundle exported from the QAT
+    model) and ``card.json``. The training run (checkpoints, logs, plots) goes to
+    ``run_dir`` (default ``runs/zoo_build/<key>``): an unfinished run there is resumed,
+    a finished one reused.
 
     Returns:
-        The entry's record: what ``zoo.pretrained.record_entry`` writes into
-        manifest.json (metrics, threshold, size, latency, timing, hyperparameters,
-        file sha256s...), plus ``"reports"``: the four full evaluation reports.
+        The manifest record (metrics, thresholds, size, latency, timing, hyperparameters,
+        file sha256s...), plus ``"reports"``: the full evaluation reports.
     """
-    from edge.convert import export_model
-    from edge.detector import Detector
-    from edge.scoring import calibrate_threshold
-    from training.compress import CompressConfig, compress
-    from training.baselines import PCABaseline
-    from training.evaluate import evaluate_detector
-    from training.fit import TrainConfig, _machine, load_one_class_split
-    from training.scoring import score
-    import zoo
+    from training import data
+    from training.config import TrainConfig
 
+    settings = (settings or EntrySettings()).validate()
     t_entry = time.perf_counter()
     out_dir = Path(out_dir)
-    run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUNS / model_name / str(dataset) / f"class_{normal_class}"
-    config = TrainConfig(model=model_name, dataset=dataset, normal_class=int(normal_class), data_dir=data_dir, seed=seed,
-                         epochs=epochs, patience=patience).validate()
-    if split is None:
-        split = load_one_class_split(dataset, normal_class, data_dir)
-    elif int(split.normal_class) != int(normal_class) or split.dataset != dataset:
-        raise UserError(f"split is for {split.dataset} class {split.normal_class}. Received: dataset={dataset!r}, normal_class={normal_class}")
+    key = pretrained.entry_key(model_name, dataset, normal_class)
+    run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUNS / key
+    config = TrainConfig(model=model_name, dataset=dataset, normal_class=int(normal_class), seed=settings.seed,
+                         epochs=settings.epochs, patience=settings.patience, score=settings.score).validate()
+    split = split if split is not None else data.one_class_split(dataset, normal_class)
     timing: dict[str, float] = {}
-
     t0 = time.perf_counter()
-    model, threshold, float_report, history, how = _train_or_resume(config, run_dir, split, plots=plots, verbose=verbose)
-    timing["train_session_seconds"] = _seconds_since(t0)
-    timing["train_seconds"] = round(float(history["train_seconds"]), 3)
-
+    float_det, float_metrics, how = _train_or_reuse(config, run_dir, split, plots=plots, verbose=verbose)
+    timing["train_session_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
-    qat_config = CompressConfig(method="qat", epochs=qat_epochs, seed=seed, batch_size=config.batch_size)
-    qat, _ = compress(model, split.x_train, split.x_val, qat_config, verbose=verbose)
-    timing["qat_seconds"] = _seconds_since(t0)
-
-    t0 = time.perf_counter()
-    # The QAT model's own threshold, calibrated as training calibrates the float one.
-    qat_val = score(qat, split.x_val, config.score)
-    qat_threshold = calibrate_threshold(qat_val, config.threshold_method, percentile=config.percentile, k=config.k)
-    pca = PCABaseline().fit(split.x_train, split.x_val)
-    qat_report = evaluate_detector(qat, split, qat_threshold, score_kind=config.score, out_dir=run_dir / "qat",
-                                   plots=plots, label=f"{model_name} QAT (Keras)", pca=pca)
-    timing["qat_eval_seconds"] = _seconds_since(t0)
-
-    t0 = time.perf_counter()
-    names = list(split.class_names)
-    provenance = {"run": str(run_dir), "dataset": dataset, "normal_class": int(normal_class),
-                  "normal_class_name": names[int(normal_class)], "seed": seed, "model": model_name, "params": config.params,
-                  "epochs": epochs, "compression": qat_config.to_dict(), "run_threshold": threshold}
-    bundle = export_model(qat, out_dir / "detector", quant="int8", x_train=split.x_train, x_val=split.x_val,
-                          threshold={**threshold, "percentile": config.percentile, "k": config.k},
-                          class_names=names, provenance=provenance)
-    # The float model as trained (best weights), without optimizer state: a third of the bytes.
-    float_model = zoo.load_model(run_dir / "model.keras")
-    with atomic_path(out_dir / "model.keras") as tmp:
-        float_model.save(str(tmp))
-    timing["export_seconds"] = _seconds_since(t0)
-
-    t0 = time.perf_counter()
-    detector = Detector.load(bundle)
-    int8_report = evaluate_detector(detector, split, detector.threshold_, score_kind=detector.score_kind,
-                                    out_dir=run_dir / "int8", plots=plots, label=f"{model_name} int8 (TFLite)", pca=pca)
-    timing["int8_eval_seconds"] = _seconds_since(t0)
-    t0 = time.perf_counter()
-    latency = batch1_latency_us(detector, split.x_test, iterations=latency_iterations)
-    t1 = time.perf_counter()
-    detector.score(split.x_test)
-    throughput = len(split.x_test) / (time.perf_counter() - t1)
-    timing["latency_seconds"] = _seconds_since(t0)
-    timing["entry_seconds"] = _seconds_since(t_entry)
-
-    tflite = (bundle / "model.tflite").read_bytes()
-    model_params = zoo.config_for(model_name, input_shape=tuple(split.x_train.shape[1:]), **config.params).to_dict()
-    record = {
-        "model": model_name,
-        "dataset": dataset,
-        "normal_class": int(normal_class),
-        "normal_class_name": names[int(normal_class)],
-        "path": pretrained.entry_key(model_name, dataset, normal_class),
-        "metrics": {"float": _compact(float_report["model"]), "qat": _compact(qat_report["model"]),
-                    "int8": _compact(int8_report["model"]), "pca": _compact(float_report["pca"])},
-        "threshold": {"int8": detector.spec["threshold"], "float": threshold, "qat": qat_threshold},
-        "size": {"tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9)),
-                 "keras_bytes": (out_dir / "model.keras").stat().st_size, "parameters": int(float_model.count_params())},
-        "latency": latency,
-        "throughput_images_per_second": round(throughput, 1),
-        "training": {"how": how, "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
-                     "stopped_early": history["stopped_early"], "n_train": int(len(split.x_train)),
-                     "n_val": int(len(split.x_val)), "images_per_second": history["images_per_second"]},
-        "timing": timing,
-        "seed": seed,
-        "hyperparameters": {"model": model_params, "train": {k: v for k, v in config.to_dict().items()
-                                                                if k not in ("model", "dataset", "normal_class", "data_dir")},
-                            "qat": qat_config.to_dict()},
-        "hyperparameter_selection": HYPERPARAMETER_SELECTION.format(budget=BUDGET_SECONDS_PER_ENTRY),
-        "budget_seconds_per_entry": BUDGET_SECONDS_PER_ENTRY,
-        "protocol": "PROTOCOL.md one-class: train on 90% of the normal class's train images, choose on the other 10%, "
-                    "test on all 10,000 test images (anomaly = any other class)",
-        "versions": pretrained.package_versions(),
-        "machine": _machine(),
-    }
-    card = {**record, "description": f"{model_name} trained on {dataset} class {normal_class} "
-                                     f"({names[int(normal_class)]}) as the normal class; int8 detector from QAT.",
-            "per_class": {"int8": int8_report["model"].get("per_class"), "float": float_report["model"].get("per_class")},
-            "usage": {"keras": f"zoo.load({model_name!r}, dataset={dataset!r}, normal_class={int(normal_class)})",
-                      "edge": f"edge.Detector.from_zoo({model_name!r}, dataset={dataset!r}, normal_class={int(normal_class)})"}}
-    write_json(out_dir / "card.json", card)
-    record["files"] = pretrained.file_records(out_dir)
-    record["reports"] = {"float": float_report, "qat": qat_report, "int8": int8_report}
+    qat_det, qat_config = _quantize(float_det, split, settings, verbose)
+    timing["qat_seconds"] = round(time.perf_counter() - t0, 3)
+    reports, bundle = _export_and_evaluate(float_det, qat_det, split, out_dir, run_dir, config, qat_config, timing, plots)
+    timing.update(entry_seconds=round(time.perf_counter() - t_entry, 3))
+    record = _record(model_name, dataset, split, key, float_det, qat_det, reports, bundle, out_dir, float_metrics, settings,
+                     qat_config, timing, how)
     return record
 
 
-def build_zoo(
-    dataset: str = "fashion_mnist",
-    *,
-    models: Sequence[str] | None = None,
-    classes: Sequence[int] | None = None,
-    epochs: int = ZOO_EPOCHS,
-    patience: int = ZOO_PATIENCE,
-    qat_epochs: int = QAT_EPOCHS,
-    seed: int = 0,
-    runs: str | os.PathLike = DEFAULT_RUNS,
-    root: str | os.PathLike | None = None,
-    data_dir: str | None = None,
-    force: bool = False,
-    verbose: int | str = 0,
-) -> dict:
+def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path, run_dir: Path, config: Any,
+                         qat_config: dict, timing: dict, plots: bool) -> tuple[dict, Path]:
+    """Export the QAT detector's int8 bundle, save the float model, evaluate float/QAT/int8 beside the baselines."""
+    from edge import Detector
+    from training.baselines import fit_baselines
+    from training.convert import export_detector
+    from training.evaluate import evaluate_split
+
+    t0 = time.perf_counter()
+    names = list(split.class_names)
+    prov = runs.provenance(config.to_dict(), run=str(run_dir), class_names=names, compression=qat_config,
+                           run_threshold=float_det.threshold_record_)
+    bundle = export_detector(qat_det, out_dir / "detector", x_train=split.x_train, x_val=split.x_val, class_names=names,
+                             provenance=prov, preprocessing=split.preprocessing, overwrite=True)
+    import zoo
+
+    with atomic_path(out_dir / "model.keras") as tmp:
+        # Loaded uncompiled from the run: the entry keeps the weights, not the optimizer state (a third of the bytes).
+        zoo.load_model(run_dir / runs.MODEL).save(str(tmp))
+    float_det.score_.save_state(out_dir / "score.npz")
+    timing["export_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    baselines = fit_baselines(split.x_train, split.x_val)
+    reports = {"int8": evaluate_split(Detector.load(bundle), split, baselines=baselines,
+                                      out_dir=run_dir / "int8" if plots else None, plots=plots,
+                                      label=f"{config.model} int8 (TFLite)")}
+    # The baselines' metrics are the same for the three detectors: computed once, above.
+    same = {name: reports["int8"][name] for name in baselines}
+    reports["float"] = {**evaluate_split(float_det, split, baselines={}, label=f"{config.model} float"), **same}
+    reports["qat"] = {**evaluate_split(qat_det, split, baselines={}, label=f"{config.model} QAT (Keras)"), **same}
+    timing["eval_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    reports["speed"] = _speed(bundle, split)
+    timing["latency_seconds"] = round(time.perf_counter() - t0, 3)
+    return reports, bundle
+
+
+def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any, qat_det: Any, reports: dict, bundle: Path,
+            out_dir: Path, float_metrics: dict, settings: EntrySettings, qat_config: dict, timing: dict, how: str) -> dict:
+    """The manifest record and the model card of an entry."""
+    import zoo
+    from edge.bundle import read_bundle
+
+    tflite, spec = read_bundle(bundle)
+    k = int(split.normal_class)
+    t = float_metrics["training"]
+    record = {
+        "model": model_name, "dataset": dataset, "normal_class": k, "normal_class_name": split.class_names[k], "path": key,
+        "score": float_det.score_kind,
+        "metrics": {"float": _compact(reports["float"]["model"]), "qat": _compact(reports["qat"]["model"]),
+                    "int8": _compact(reports["int8"]["model"]), "pca": _compact(reports["int8"]["pca"]),
+                    "knn": _compact(reports["int8"]["knn"])},
+        "threshold": {"int8": spec["threshold"], "float": float_det.threshold_record_, "qat": qat_det.threshold_record_},
+        "size": {"tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
+                 "bundle_bytes": sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()),
+                 "keras_bytes": (out_dir / "model.keras").stat().st_size, "parameters": int(float_det.model_.count_params())},
+        "latency": reports["speed"]["latency"], "throughput_per_second": reports["speed"]["throughput_per_second"],
+        "training": {"how": how, **{n: t[n] for n in ("epochs_run", "best_epoch", "stopped_early", "still_improving",
+                                                      "images_per_second", "n_train")},
+                     "n_val": int(len(split.x_val))},
+        "checks": float_metrics.get("checks"), "timing": timing, "seed": settings.seed,
+        "hyperparameters": {"model": zoo.config_for(model_name, input_shape=tuple(split.x_train.shape[1:])).to_dict(),
+                            "train": {k: v for k, v in float_det.config.to_dict().items() if k not in ("model", "dataset",
+                                      "normal_class", "data_dir")}, "qat": qat_config, "entry": settings.to_dict()},
+        "hyperparameter_selection": SELECTION,
+        "protocol": "PROTOCOL.md one-class: train on 90% of the normal class's train images, choose on the other 10%, "
+                    "test on all 10,000 test images (anomaly = any other class)",
+        "versions": runs.package_versions(), "machine": runs.machine_info(),
+    }
+    card = {**record, "description": f"{model_name} trained on {dataset} class {k} ({split.class_names[k]}) as the normal "
+                                     f"class, scored with {float_det.score_kind!r}; int8 detector from QAT.",
+            "per_class": {"int8": reports["int8"]["model"].get("per_class"), "float": reports["float"]["model"].get("per_class")},
+            "usage": {"keras": f"zoo.load({model_name!r}, dataset={dataset!r}, normal_class={k})",
+                      "edge": f"edge.Detector.from_zoo({model_name!r}, dataset={dataset!r}, normal_class={k})"}}
+    write_json(out_dir / "card.json", card)
+    names = [n for n in pretrained.ENTRY_FILES if (out_dir / n).is_file()]
+    record["files"] = pretrained.file_records(out_dir, names)
+    record["reports"] = reports
+    return record
+
+
+def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = None, classes: Sequence[int] | None = None,
+              settings: EntrySettings | None = None, runs_dir: str | Path = DEFAULT_RUNS, root: str | Path | None = None,
+              force: bool = False, verbose: Any = 0) -> dict:
     """Build (or finish building) the pretrained zoo: ``run_entry`` for every model x normal class.
 
     Entries already in the manifest whose files verify are skipped; an entry whose
-    training run is unfinished in ``runs`` resumes it. The manifest is rewritten after
-    every entry, so an interruption loses at most the entry in progress.
-
-    Args:
-        dataset: the dataset. Defaults to "fashion_mnist".
-        models: variant names. Defaults to every registered variant.
-        classes: normal classes. Defaults to all of the dataset's classes.
-        epochs, patience, qat_epochs, seed: as in :func:`run_entry`.
-        runs: where the training run folders go (kept for resuming, never in saved_models).
-        root: the saved_models folder. Defaults to ``zoo.pretrained.saved_models_dir()``.
-        data_dir: TFDS data directory.
-        force: rebuild entries that are already complete.
-        verbose: Keras ``fit`` verbosity. Defaults to 0 (the tqdm bars show progress).
+    training run is unfinished in ``runs_dir`` resumes it. The manifest is rewritten
+    after every entry, so an interruption loses at most the entry in progress.
 
     Returns:
         ``{"built": [...keys], "skipped": [...keys], "seconds": float, "root": str}``.
@@ -295,8 +245,8 @@ def build_zoo(
 
     import zoo
     from training import data
-    from training.fit import check_data_args
 
+    settings = (settings or EntrySettings()).validate()
     root = pretrained.saved_models_dir(root)
     models = list(models) if models else zoo.list_models()
     for name in models:
@@ -304,7 +254,7 @@ def build_zoo(
     names = data.class_names(dataset)
     classes = list(range(len(names))) if classes is None else [int(k) for k in classes]
     for k in classes:
-        check_data_args(dataset, k, data_dir)
+        data.check_source(dataset, k)
     t_build = time.perf_counter()
     built, skipped = [], []
     bar = tqdm(total=len(models) * len(classes), desc=f"zoo build {dataset}", unit="entry")
@@ -315,24 +265,20 @@ def build_zoo(
             bar.set_postfix_str(f"{name} class {k} ({names[k]})")
             if not force and not pretrained.check_entry(key, root):
                 skipped.append(key)
-                bar.update(1)
-                continue
-            if split is None:
-                split = data.one_class_split(dataset, k, data_dir=data_dir)
-            out_dir = root / key
-            record = run_entry(name, dataset, k, out_dir, epochs=epochs, seed=seed, patience=patience, qat_epochs=qat_epochs,
-                               run_dir=Path(runs) / key, data_dir=data_dir, split=split, verbose=verbose)
-            record.pop("reports")
-            pretrained.record_entry(record, root)
-            built.append(key)
-            m = record["metrics"]
-            bar.write(f"{key}: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}, PCA {m['pca']['auroc']:.4f}), "
-                      f"{record['size']['tflite_bytes'] / 1024:.1f} KiB, {record['latency']['median_us']:.0f} us, "
-                      f"{record['timing']['entry_seconds']:.0f} s")
+            else:
+                split = split or data.one_class_split(dataset, k)
+                record = run_entry(name, dataset, k, root / key, settings=settings, run_dir=Path(runs_dir) / key,
+                                   split=split, verbose=verbose)
+                record.pop("reports")
+                pretrained.record_entry(record, root)
+                built.append(key)
+                m = record["metrics"]
+                bar.write(f"{key}: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}, PCA "
+                          f"{m['pca']['auroc']:.4f}, kNN {m['knn']['auroc']:.4f}), {record['size']['bundle_bytes'] / 1024:.1f} "
+                          f"KiB, {record['latency']['detector']['median']:.0f} us, {record['timing']['entry_seconds']:.0f} s")
             bar.update(1)
     bar.close()
     seconds = time.perf_counter() - t_build
-    pretrained.record_session({"dataset": dataset, "models": models, "classes": classes, "epochs": epochs,
-                               "patience": patience, "qat_epochs": qat_epochs, "seed": seed, "built": len(built),
-                               "skipped": len(skipped), "seconds": round(seconds, 1)}, root)
+    pretrained.record_session({"dataset": dataset, "models": models, "classes": classes, "settings": settings.to_dict(),
+                               "built": len(built), "skipped": len(skipped), "seconds": round(seconds, 1)}, root)
     return {"built": built, "skipped": skipped, "seconds": seconds, "root": str(root)}

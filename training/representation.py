@@ -6,7 +6,7 @@ classifier on them measures what it learned without labels (:func:`linear_probe`
 its int8-quantized code is a compressed image (:func:`compression_report`). PCA
 with as many components is the linear baseline of all three (:class:`PCACodec`)::
 
-    split = all_classes_split("fashion_mnist")
+    split = training.all_classes_split("fashion_mnist")
     model = training.train(model="conv_ae", all_classes=True, epochs=10, out="runs/ae").model
     evaluate_codec(ModelCodec(model), split)          # reconstruction, probe, compression
     evaluate_codec(PCACodec(16).fit(split.x_train), split)
@@ -45,59 +45,6 @@ _MSE_FLOOR = 1e-10
 # The quantizer stores a float32 offset and a float32 scale per code dimension.
 PARAM_BYTES_PER_DIM = 8
 PROBE_MAX_ITER = 1000
-
-
-# ---------------------------------------------------------------- data
-@dataclasses.dataclass
-class AllClassesSplit:
-    """Every class of a dataset, for models trained without labels.
-
-    Attributes:
-        dataset: dataset name or ImageFolder path.
-        x_train, train_labels: the train split minus the validation hold-out (54,000 for Fashion-MNIST).
-        x_val, val_labels: the hold-out: a fixed 10% of each class's train images (the
-            same images the one-class protocol holds out for that class).
-        x_test, test_labels: the whole test split.
-        class_names: names indexed by class id.
-    """
-
-    dataset: str
-    x_train: np.ndarray
-    train_labels: np.ndarray
-    x_val: np.ndarray
-    val_labels: np.ndarray
-    x_test: np.ndarray
-    test_labels: np.ndarray
-    class_names: list[str]
-
-    @property
-    def x_train_all(self) -> np.ndarray:
-        """The whole train split (train + hold-out), for the probe and the quantizer."""
-        return np.concatenate([self.x_train, self.x_val])
-
-    @property
-    def train_all_labels(self) -> np.ndarray:
-        """Labels of :attr:`x_train_all`."""
-        return np.concatenate([self.train_labels, self.val_labels])
-
-
-def all_classes_split(dataset: str = "fashion_mnist", *, data_dir: str | os.PathLike | None = None) -> AllClassesSplit:
-    """Return the train split of every class with a deterministic 10% validation hold-out, and the test split.
-
-    The hold-out is the union of :func:`training.data.holdout_indices` over the
-    classes: stratified, fixed by the data layer's constant seed, identical every run.
-    """
-    from training import data
-
-    names = data.class_names(dataset)
-    x, labels = data.load_split(dataset, "train", data_dir=data_dir)
-    x_test, test_labels = data.load_split(dataset, "test", data_dir=data_dir)
-    val_idx = np.sort(np.concatenate([data.holdout_indices(labels, int(k))[1] for k in np.unique(labels)]))
-    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
-    return AllClassesSplit(
-        dataset=os.fspath(dataset), x_train=x[train_idx], train_labels=labels[train_idx], x_val=x[val_idx],
-        val_labels=labels[val_idx], x_test=x_test, test_labels=test_labels, class_names=names,
-    )
 
 
 # ---------------------------------------------------------------- quality
@@ -326,7 +273,7 @@ def linear_probe(
 
 
 # ---------------------------------------------------------------- one codec, everything
-def evaluate_codec(codec: Any, split: AllClassesSplit, *, probe: bool = True, probe_max_iter: int = PROBE_MAX_ITER) -> dict:
+def evaluate_codec(codec: Any, split: Any, *, probe: bool = True, probe_max_iter: int = PROBE_MAX_ITER) -> dict:
     """Reconstruction quality, linear-probe accuracy and int8 compression of one codec on ``split``.
 
     The quantizer and the probe are fitted on the codes of the whole train split;
@@ -342,53 +289,9 @@ def evaluate_codec(codec: Any, split: AllClassesSplit, *, probe: bool = True, pr
     return result
 
 
-def raw_pixel_probe(split: AllClassesSplit, *, max_iter: int = PROBE_MAX_ITER) -> dict:
+def raw_pixel_probe(split: Any, *, max_iter: int = PROBE_MAX_ITER) -> dict:
     """The linear probe on raw pixels: the no-representation baseline."""
     return linear_probe(split.x_train_all, split.train_all_labels, split.x_test, split.test_labels, max_iter=max_iter)
-
-
-# ---------------------------------------------------------------- the training run of an all-classes model
-def reconstruction_report(model: Any, split: AllClassesSplit, *, out_dir: str | os.PathLike | None = None, plots: bool = True,
-                          history: dict | None = None, label: str = "autoencoder") -> dict:
-    """What ``training.train(all_classes=True)`` reports instead of anomaly metrics.
-
-    Reconstruction MSE/PSNR/SSIM on the validation hold-out and the test split, with
-    PCA of the same code size fitted on the same training images beside it. Plots:
-    training curves, the latent space of test codes, and prior samples for a VAE.
-    """
-    import zoo
-
-    codec = ModelCodec(model)
-    pca = PCACodec(codec.latent_dim).fit(split.x_train)
-    report = {
-        "dataset": split.dataset, "all_classes": True, "detector": label, "latent_dim": codec.latent_dim,
-        "model": {part: reconstruction_quality(x, codec.decode(codec.encode(x))) for part, x in (("val", split.x_val), ("test", split.x_test))},
-        "pca": {part: reconstruction_quality(x, pca.decode(pca.encode(x))) for part, x in (("val", split.x_val), ("test", split.x_test))},
-    }
-    if out_dir is not None and plots:
-        from training import generate, plots as _plots
-
-        plot_dir = Path(out_dir) / "plots"
-        what = f"{split.dataset}, all classes"
-        if history:
-            _plots.training_curves(plot_dir / "training_curves.png", history, best_epoch=history.get("best_epoch"), title=f"Training: {what}")
-        sel = np.linspace(0, len(split.x_test) - 1, min(3000, len(split.x_test))).astype(int)
-        _plots.latent_space(plot_dir / "latent_space.png", codec.encode(split.x_test[sel]), split.test_labels[sel],
-                            class_names=split.class_names, title=f"{label} latent space (no labels used): {what}")
-        if zoo.is_variational(model):
-            generate.sample_grid(model, plot_dir / "samples.png", n=64, title=f"{label}: 64 draws from the prior")
-    return report
-
-
-def format_reconstruction_report(report: dict) -> str:
-    """The all-classes report as a few lines of text."""
-    lines = [f"{report['detector']} on {report['dataset']} (all classes, latent_dim {report['latent_dim']})"]
-    for who in ("model", "pca"):
-        name = report["detector"] if who == "model" else f"PCA, {report['latent_dim']} components"
-        for part in ("val", "test"):
-            q = report[who][part]
-            lines.append(f"  {name:<28} {part:<4} MSE {q['mse']:.5f}  PSNR {q['psnr']:.2f} dB  SSIM {q['ssim']:.3f}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- embed CLI helper
@@ -429,142 +332,3 @@ def embed_target(target: str | os.PathLike, *, dataset: str | None = None, split
             _plots.latent_space(plot, codes, labels, class_names=data.class_names(dataset),
                                 title=f"{model.name} codes: PCA of {len(codes)} {split} images, colored by class")
     return codes, labels
-
-
-# ---------------------------------------------------------------- the benchmark
-# Test-image pairs walked in the benchmark's interpolation grid: (class of A, class of B),
-# each the first test image of its class.
-WALK_CLASSES = ((0, 3), (9, 7), (2, 8), (1, 5))
-
-
-def _finished(run_dir: Path) -> bool:
-    state = run_dir / "checkpoints" / "state.json"
-    return state.is_file() and json.loads(state.read_text()).get("finished", False)
-
-
-def represent(
-    variants: Sequence[str] | None = None,
-    dims: Sequence[int] = (8, 32),
-    *,
-    epochs: int = 10,
-    out: str | os.PathLike = "runs/represent",
-    dataset: str = "fashion_mnist",
-    data_dir: str | None = None,
-    seed: int = 0,
-    batch_size: int = 128,
-    probe_max_iter: int = PROBE_MAX_ITER,
-    raw_probe_max_iter: int = 300,
-    raw_probe: bool = True,
-    split: AllClassesSplit | None = None,
-    verbose: int = 0,
-) -> dict:
-    """Benchmark the zoo beyond detection: train each variant on all classes at each code size, compare with PCA.
-
-    For every (variant, dim): a run folder ``out/VARIANT-DIM`` (``training.train`` with
-    ``all_classes=True``; a finished one is reused, an unfinished one resumed), then
-    :func:`evaluate_codec`. PCA with ``dim`` components gets the same evaluation, and
-    the raw pixels a linear probe (its result is cached in ``out/raw_probe.json``).
-    Variational models also get a prior sample grid and an interpolation grid.
-
-    ``split`` replaces the dataset's :func:`all_classes_split` (e.g. a subset for a
-    quick check). Writes ``out/represent.json`` and ``out/represent.md``; returns the JSON content.
-    """
-    import zoo
-    from tqdm.auto import tqdm
-
-    from training import generate
-    from training.fit import _machine, train
-
-    variants = list(variants) if variants else zoo.list_models()
-    for v in variants:
-        zoo.model_info(v)  # an unknown name fails now, not after an hour of training
-    dims = [int(d) for d in dims]
-    out = Path(out)
-    t_start = time.perf_counter()
-    split = split if split is not None else all_classes_split(dataset, data_dir=data_dir)
-    rows, images = [], {}
-    raw = None
-    if raw_probe:
-        cache = out / "raw_probe.json"
-        raw = json.loads(cache.read_text()) if cache.is_file() else None
-        key = {"max_iter": raw_probe_max_iter, "dataset": dataset, "n_train": int(len(split.x_train) + len(split.x_val))}
-        if raw is None or any(raw.get(k) != v for k, v in key.items()):
-            raw = {**raw_pixel_probe(split, max_iter=raw_probe_max_iter), **key}
-            write_json(cache, raw)
-    jobs = [(v, d) for d in dims for v in [None, *variants]]  # None = PCA
-    bar = tqdm(jobs, desc="beyond detection", unit="model")
-    for variant, d in bar:
-        bar.set_postfix_str(f"{variant or 'PCA'} dim {d}")
-        if variant is None:
-            t0 = time.perf_counter()
-            row = evaluate_codec(PCACodec(d, seed=seed).fit(split.x_train), split, probe_max_iter=probe_max_iter)
-            row.update(variant="PCA", fit_seconds=time.perf_counter() - t0)
-            rows.append(row)
-            continue
-        run_dir = out / f"{variant}-{d}"
-        if _finished(run_dir):
-            model = zoo.load_model(run_dir / "model.keras")
-        else:
-            model = train(model=variant, params={"latent_dim": d}, all_classes=True, dataset=dataset, data_dir=data_dir,
-                          epochs=epochs, seed=seed, batch_size=batch_size, out=run_dir, split=split, verbose=verbose,
-                          resume=(run_dir / "config.json").is_file()).model
-        training_info = json.loads((run_dir / "metrics.json").read_text())["training"]
-        row = evaluate_codec(ModelCodec(model, name=f"{variant}-{d}"), split, probe_max_iter=probe_max_iter)
-        row.update(variant=variant, run=str(run_dir), training=training_info)
-        if zoo.is_variational(model):
-            # Read from the saved model: the variant's default beta may have changed since it was trained.
-            row["beta"] = float(model.get_layer("z").get_config()["beta"])
-        rows.append(row)
-        if zoo.is_variational(model):
-            pairs = [(int(np.flatnonzero(split.test_labels == a)[0]), int(np.flatnonzero(split.test_labels == b)[0]))
-                     for a, b in WALK_CLASSES if a < len(split.class_names) and b < len(split.class_names)]
-            images[f"{variant}-{d}"] = {
-                "samples": str(generate.sample_grid(model, out / f"samples_{variant}-{d}.png", n=64, seed=seed,
-                                                    title=f"{variant}, latent_dim {d}: 64 draws from the prior N(0, I)")),
-                "interpolation": str(generate.interpolation_grid(
-                    model, out / f"walk_{variant}-{d}.png", split.x_test, pairs, steps=10, labels=split.test_labels,
-                    class_names=split.class_names, title=f"{variant}, latent_dim {d}: walks between the z_means of two test images")),
-            }
-    result = {
-        "dataset": dataset, "dims": dims, "variants": variants, "epochs": epochs, "seed": seed, "batch_size": batch_size,
-        "probe_max_iter": probe_max_iter, "rows": rows, "raw_pixels_probe": raw, "images": images,
-        "n_train": int(len(split.x_train)), "n_probe_train": int(len(split.x_train) + len(split.x_val)), "n_test": int(len(split.x_test)),
-        "total_seconds": time.perf_counter() - t_start, "machine": _machine(),
-    }
-    write_json(out / "represent.json", result)
-    write_text(out / "represent.md", represent_markdown(result))
-    return result
-
-
-def represent_markdown(result: dict) -> str:
-    """The benchmark's table: per code (variant or PCA) and size, reconstruction, probe and compression."""
-    lines = [
-        "| code | dim | PSNR dB | SSIM | probe acc | int8 B/image | ratio | int8 PSNR dB | int8 SSIM | train s (epochs) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in result["rows"]:
-        c, q = r["compression"], r["reconstruction"]
-        t = r.get("training")
-        train_s = f"{t['train_seconds']:.0f} ({t['epochs_run']})" if t else f"{r.get('fit_seconds', 0):.0f} (fit)"
-        acc = f"{r['probe']['accuracy']:.4f}" + ("" if r["probe"]["converged"] else "*")
-        name = f"**{r['variant']}**" if r["variant"] == "PCA" else r["variant"] + (f" (beta {r['beta']:g})" if "beta" in r else "")
-        lines.append(f"| {name} | {r['latent_dim']} | {q['psnr']:.2f} | {q['ssim']:.3f} | {acc} | {c['bytes_per_image']:.3f} | "
-                     f"{c['ratio']:.1f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {train_s} |")
-    raw = result.get("raw_pixels_probe")
-    if raw:
-        acc = f"{raw['accuracy']:.4f}" + ("" if raw["converged"] else "*")
-        lines.append(f"| raw pixels | {raw['dim']} | - | - | {acc} | {raw['dim']} | 1.0 | - | - | - |")
-    m = result["machine"]
-    lines += [
-        "",
-        f"{result['dataset']}: models trained on all classes ({result['n_train']:,} train images, a fixed 10% of each class held out "
-        f"for validation), up to {result['epochs']} epochs, batch {result['batch_size']}, seed {result['seed']}. Measured on the "
-        f"{result['n_test']:,} test images. Probe: logistic regression on standardized codes fitted on the whole train split "
-        f"({result['n_probe_train']:,} images), max {result['probe_max_iter']} L-BFGS iterations"
-        + (f" ({raw['max_iter']} for the 784 raw pixels)" if raw else "") + " (* = stopped before converging). "
-        f"int8 B/image = latent_dim bytes + 8 * latent_dim bytes of float32 offset/scale amortized over the {result['n_test']:,} "
-        f"test images; ratio = {result['rows'][0]['compression']['raw_bytes_per_image']} raw bytes / that. "
-        f"Total {result['total_seconds'] / 60:.1f} min on {m['cpu']}, {m['cores']} cores.",
-        "",
-    ]
-    return "\n".join(lines)

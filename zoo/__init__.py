@@ -17,10 +17,10 @@ from zoo.lazy import lazy_exports
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "register_model": "zoo.registry",
-    "list_models": "zoo.registry",
-    "model_info": "zoo.registry",
-    "build": "zoo.registry",
-    "config_for": "zoo.registry",
+    "list_models": "zoo.models",
+    "model_info": "zoo.models",
+    "build": "zoo.models",
+    "config_for": "zoo.models",
     "load_model": "zoo.registry",
     "ModelConfig": "zoo.registry",
     "ModelInfo": "zoo.registry",

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from zoo.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -66,18 +68,78 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dir(path: str | os.PathLike) -> None:
+    """Finish or undo a swap of ``path`` that a crash interrupted (see :func:`atomic_dir`).
+
+    ``.NAME.old`` without ``NAME``: the crash fell between the two renames, so the old
+    content is put back. Both present: the swap was done, only the clean-up is left.
+    Temporaries ``.NAME.tmp-PID-*`` of processes that no longer run are removed.
+    """
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if old.exists():
+        if path.exists() or path.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name[len(f".{path.name}.tmp-"):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_replaceable(path: str | os.PathLike, *, kind: str, marker: str, overwrite: bool = False) -> None:
+    """Refuse to write a ``kind`` folder at ``path`` unless nothing of value would be lost.
+
+    Allowed: nothing there, an empty folder, or (with ``overwrite``) a folder that is
+    already a ``kind`` (it holds ``marker``). Anything else is a UserError and stays untouched.
+    """
+    path = Path(path)
+    recover_dir(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink():
+        if not any(path.iterdir()):
+            return
+        if (path / marker).is_file():
+            if overwrite:
+                return
+            raise UserError(f"{path} already holds a {kind}; pass --overwrite to replace it, or choose another --out. "
+                            f"Received: --out {path}")
+        raise UserError(f"{path} is a folder with other files, not a {kind}: nothing was written and nothing deleted. "
+                        f"Choose another --out. Received: --out {path}")
+    raise UserError(f"{path} exists and is not a folder: nothing was written. Choose another --out. Received: --out {path}")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``path`` as a whole."""
+def atomic_dir(path: str | os.PathLike, *, marker: str | None = None) -> Iterator[Path]:
+    """Yield a temporary directory; on success it replaces ``path`` as a whole.
+
+    Call :func:`check_replaceable` first: this function replaces what is at ``path``.
+    Between the two renames of a swap the old content sits in ``.NAME.old``;
+    :func:`recover_dir` (run on the next write) puts it back after a crash.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    recover_dir(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        if marker is not None and not (tmp / marker).is_file():
+            raise RuntimeError(f"atomic_dir: the new content lacks {marker}")
         if path.exists():
             old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -85,3 +147,26 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable_file(path: str | os.PathLike | None, *, overwrite: bool = False) -> None:
+    """Refuse an output file path that would destroy something or cannot be written, before any work starts.
+
+    A directory, an existing file (unless ``overwrite``), a parent that is a file, or a
+    parent that cannot be written is a UserError naming the path.
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; expected the path of a file to write. Received: {path}")
+    if path.exists() and not overwrite:
+        raise UserError(f"{path} already exists; nothing was written. Choose another file name or delete it first. "
+                        f"Received: {path}")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: {parent} is not writable")

@@ -33,40 +33,33 @@ ENV = "AEZOO_SAVED_MODELS"
 MAX_TOTAL_BYTES = 50 * 1024 * 1024
 TABLE_START = "<!-- zoo-table:start -->"
 TABLE_END = "<!-- zoo-table:end -->"
-# Files of an entry, relative to its folder; all of them are hashed in the manifest.
-ENTRY_FILES = ("model.keras", "detector/model.tflite", "detector/detector.json", "card.json")
+# Files of an entry, relative to its folder; all of them are hashed in the manifest. score.npz exists
+# only for scores with fitted arrays (e.g. nap).
+ENTRY_FILES = ("model.keras", "score.npz", "detector/model.tflite", "detector/detector.json", "card.json")
+REQUIRED_FILES = ("model.keras", "detector/model.tflite", "detector/detector.json", "card.json")
 # Build sessions kept in the manifest (the newest ones).
 MAX_SESSIONS = 50
 
 
-def saved_models_dir(root: str | os.PathLike | None = None) -> Path:
-    """Return the saved_models folder: ``root``, else ``$AEZOO_SAVED_MODELS``, else the repository's ``saved_models/``."""
-    if root is not None:
-        return Path(root)
+def saved_models_dir(root: str | os.PathLike | None = None, *, must_exist: bool = False) -> Path:
+    """Return the saved_models folder: ``root``, else ``$AEZOO_SAVED_MODELS``, else the repository's ``saved_models/``.
+
+    With ``must_exist``, a missing folder (or a file) is a UserError naming it.
+    """
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise UserError(f"root must be the path of a saved_models folder. Received: root={root!r}")
     env = os.environ.get(ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "saved_models"
+    path = Path(root) if root is not None else Path(env).expanduser() if env else \
+        Path(__file__).resolve().parent.parent / "saved_models"
+    if must_exist and not path.is_dir():
+        raise UserError(f"the saved_models folder {path} does not exist" + (" (it is a file)" if path.exists() else "")
+                        + f". Expected a folder holding {MANIFEST}. Received: {path}")
+    return path
 
 
 def entry_key(model: str, dataset: str, normal_class: int) -> str:
     """Return the entry's key, which is also its folder under saved_models: ``<model>/<dataset>/class_<k>``."""
     return f"{model}/{dataset}/class_{int(normal_class)}"
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that produced an entry (read from metadata; nothing is imported)."""
-    import platform
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tensorflow-datasets", "ai-edge-litert",
-                 "numpy", "autoencoder-zoo"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def file_records(entry_dir: str | os.PathLike, names: Iterable[str] = ENTRY_FILES) -> dict[str, dict]:
@@ -101,7 +94,31 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} has format_version {manifest.get('format_version')!r}; this version of aezoo reads "
                         f"{FORMAT_VERSION}. Rebuild the zoo with `aezoo zoo build`.")
+    for key, record in manifest["entries"].items():
+        _check_record(path, key, record)
     return manifest
+
+
+def _check_record(path: Path, key: str, record: Any) -> None:
+    """Each entry names its model, dataset, class and folder, and has file and metric objects."""
+    def bad(what: str) -> UserError:
+        return UserError(f"{path}: entry {key!r} {what}; restore the manifest with `git checkout -- {_shown(path)}` "
+                         "or rebuild the entry with `aezoo zoo build`.")
+
+    if not isinstance(record, dict):
+        raise bad("is not an object")
+    for name, kind in (("model", str), ("dataset", str), ("normal_class", int), ("path", str), ("files", dict),
+                       ("metrics", dict), ("threshold", dict), ("size", dict), ("latency", dict)):
+        if not isinstance(record.get(name), kind) or isinstance(record.get(name), bool):
+            raise bad(f"lacks {name!r} ({kind.__name__})")
+    for name, value in record["metrics"].items():
+        if not isinstance(value, dict) or not isinstance(value.get("auroc"), (int, float, type(None))):
+            raise bad(f"has metrics[{name!r}] without a numeric 'auroc'")
+    for name, value in record["files"].items():
+        if not isinstance(value, dict) or not isinstance(value.get("sha256"), str) or not isinstance(value.get("bytes"), int):
+            raise bad(f"has files[{name!r}] without 'sha256' and 'bytes'")
+    if record["path"] != key or ".." in Path(record["path"]).parts or Path(record["path"]).is_absolute():
+        raise bad(f"has path {record['path']!r}, expected {key!r}")
 
 
 def _sort_key(record: dict) -> tuple:
@@ -136,13 +153,21 @@ def record_session(session: dict, root: str | os.PathLike | None = None) -> None
     _write_manifest(manifest, root)
 
 
-def list_pretrained(pattern: str = "*", *, dataset: str | None = None, root: str | os.PathLike | None = None) -> list[dict]:
+def list_pretrained(pattern: str = "*", *, dataset: str | None = None, root: str | os.PathLike | None = None,
+                    require_manifest: bool = False) -> list[dict]:
     """Return the manifest records of the entries whose model matches ``pattern`` (a glob), sorted.
+
+    With ``require_manifest``, a folder without manifest.json is a UserError (nothing to verify).
 
     Example::
 
         [(r["model"], r["normal_class"], r["metrics"]["int8"]["auroc"]) for r in zoo.list_pretrained("conv_*")]
     """
+    if not isinstance(pattern, str):
+        raise UserError(f"pattern must be a glob string such as 'conv_*'. Received: pattern={pattern!r}")
+    if require_manifest and not (saved_models_dir(root) / MANIFEST).is_file():
+        raise UserError(f"{saved_models_dir(root)} has no {MANIFEST}: nothing to verify. Expected a saved_models folder "
+                        f"(build one with `aezoo zoo build`). Received: {saved_models_dir(root)}")
     entries = read_manifest(root)["entries"].values()
     return sorted((r for r in entries if fnmatch.fnmatchcase(r["model"], pattern) and dataset in (None, r["dataset"])),
                   key=_sort_key)
@@ -160,7 +185,9 @@ def _available(entries: dict) -> str:
 def get_entry(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
               root: str | os.PathLike | None = None) -> dict:
     """Return the manifest record of an entry; an unknown entry is a UserError listing the available ones."""
-    root = saved_models_dir(root)
+    root = saved_models_dir(root, must_exist=True)
+    if isinstance(normal_class, bool) or not isinstance(normal_class, int):
+        raise UserError(f"normal_class must be an integer class id. Received: normal_class={normal_class!r}")
     entries = read_manifest(root)["entries"]
     key = entry_key(model, dataset, normal_class)
     if key not in entries:
@@ -223,7 +250,7 @@ def check_entry(key: str, root: str | os.PathLike | None = None) -> list[str]:
     if key not in entries:
         return [f"{key} is not in the manifest"]
     record = entries[key]
-    missing = [name for name in ENTRY_FILES if name not in record.get("files", {})]
+    missing = [name for name in REQUIRED_FILES if name not in record.get("files", {})]
     return [f"{key}: the manifest lacks {missing}"] if missing else entry_problems(record, root)
 
 
@@ -273,48 +300,68 @@ def total_bytes(root: str | os.PathLike | None = None) -> int:
 # -- the README table --------------------------------------------------------------------------------------------
 
 
+def format_auroc(record: dict, which: str) -> str:
+    """An entry's AUROC of ``which`` ("int8", "float", "pca", "knn") with 4 digits, or "–"."""
+    value = record["metrics"].get(which, {}).get("auroc")
+    return "–" if value is None else f"{value:.4f}"
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _row(name: str, aurocs: dict[int, float], classes: list[int], *extra: str) -> str:
+    vals = list(aurocs.values())
+    cells = [_fmt(aurocs.get(k)) for k in classes]
+    return f"| {name} | " + " | ".join(cells) + f" | **{sum(vals) / len(vals):.3f}** | {min(vals):.3f} | " + " | ".join(extra) + " |"
+
+
 def zoo_table(manifest: dict | None = None, *, dataset: str = "fashion_mnist", root: str | os.PathLike | None = None) -> str:
-    """Return the Markdown zoo table: int8 AUROC per variant x normal class, mean, min, float mean, size, latency, and PCA.
+    """Return the Markdown zoo table: int8 AUROC per variant x class, mean, min, float mean, recall, size, latency; PCA and kNN.
 
     Deterministic in the manifest (no dates), so a test can compare it with the README.
     """
     manifest = read_manifest(root) if manifest is None else manifest
-    records = [r for r in manifest["entries"].values() if r["dataset"] == dataset]
+    records = [r for r in manifest["entries"].values() if r.get("dataset") == dataset]
     if not records:
         return f"_No pretrained {dataset} entries yet: build them with `aezoo zoo build --dataset {dataset}`._"
     classes = sorted({int(r["normal_class"]) for r in records})
     by_model: dict[str, dict[int, dict]] = {}
     for r in sorted(records, key=_sort_key):
         by_model.setdefault(r["model"], {})[int(r["normal_class"])] = r
-    head = "| model | " + " | ".join(str(k) for k in classes) + " | mean | min | float mean | int8 KiB | latency µs |"
-    lines = [head, "|---|" + "---:|" * (len(classes) + 5)]
-
-    def row(name: str, aurocs: dict[int, float], float_mean: str, kib: str, latency: str) -> str:
-        vals = list(aurocs.values())
-        mean = sum(vals) / len(vals)
-        cells = [_fmt(aurocs.get(k)) for k in classes]
-        return f"| {name} | " + " | ".join(cells) + f" | **{mean:.3f}** | {min(vals):.3f} | {float_mean} | {kib} | {latency} |"
-
-    pca: dict[int, float] = {}
+    head = "| model | score | " + " | ".join(str(k) for k in classes) + \
+        " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs |"
+    lines = [head, "|---|---|" + "---:|" * (len(classes) + 6)]
+    baselines: dict[str, dict[int, float]] = {"pca": {}, "knn": {}}
     for name, entries in by_model.items():
         int8 = {k: r["metrics"]["int8"]["auroc"] for k, r in entries.items()}
         floats = [r["metrics"]["float"]["auroc"] for r in entries.values()]
-        kib = sum(r["size"]["tflite_bytes"] for r in entries.values()) / len(entries) / 1024
-        lat = sorted(r["latency"]["median_us"] for r in entries.values())[len(entries) // 2]
-        lines.append(row(name, int8, f"{sum(floats) / len(floats):.3f}", f"{kib:.1f}", f"{lat:.0f}"))
+        recall = [r["metrics"]["int8"].get("recall_at_fpr", {}).get("0.05", {}).get("recall") for r in entries.values()]
+        recall = [v for v in recall if v is not None]
+        kib = sum(r["size"].get("bundle_bytes", r["size"]["tflite_bytes"]) for r in entries.values()) / len(entries) / 1024
+        lat = sorted(latency_us(r) for r in entries.values())[len(entries) // 2]
+        score = "/".join(sorted({r.get("score", "mse") for r in entries.values()}))
+        lines.append(_row(f"{name} | {score}", int8, classes, f"{sum(floats) / len(floats):.3f}",
+                          _fmt(sum(recall) / len(recall) if recall else None), f"{kib:.1f}", f"{lat:.0f}"))
         for k, r in entries.items():
-            pca.setdefault(k, r["metrics"]["pca"]["auroc"])
-    lines.append(row("PCA (90% variance)", dict(sorted(pca.items())), "–", "–", "–"))
-    n_models = len(by_model)
-    lines += ["", f"{len(records)} entries ({n_models} models x up to {len(classes)} normal classes) on {dataset}. "
-              "int8 AUROC of the QAT-trained full-integer detector on the 10,000 test images (anomaly = any other class); "
-              "float mean = the float Keras model's mean AUROC; size of model.tflite; batch-1 median latency through "
+            for b in baselines:
+                if b in r["metrics"]:
+                    baselines[b].setdefault(k, r["metrics"][b]["auroc"])
+    for b, title in (("pca", "PCA (90% variance) | pixel error"), ("knn", "kNN on pixels (k=5) | distance")):
+        if baselines[b]:
+            lines.append(_row(title, dict(sorted(baselines[b].items())), classes, "–", "–", "–", "–"))
+    lines += ["", f"{len(records)} entries ({len(by_model)} models x up to {len(classes)} normal classes) on {dataset}. "
+              "AUROC of the QAT-trained full-integer detector on the 10,000 test images (anomaly = any other class); "
+              "float mean = the float Keras model's mean AUROC; recall of anomalies at the threshold that flags 5% of the "
+              "normal validation images; bundle = model.tflite + detector.json; batch-1 median latency through "
               "`edge.Detector` on one thread. Generated from saved_models/manifest.json by `aezoo zoo table --write README.md`."]
     return "\n".join(lines)
+
+
+def latency_us(record: dict) -> float:
+    """The entry's batch-1 median latency through edge.Detector, in microseconds."""
+    lat = record["latency"]
+    return lat["detector"]["median"] if "detector" in lat else lat["median_us"]
 
 
 _SECTION = re.compile(re.escape(TABLE_START) + r"\n?(.*?)\n?" + re.escape(TABLE_END), re.S)

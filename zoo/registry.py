@@ -1,4 +1,7 @@
-"""The model registry: ``@register_model``, ``list_models``, ``build``, ``config_for``.
+"""The model registry: ``@register_model`` and the config dataclass generated for each variant.
+
+The lookups (``list_models``, ``model_info``, ``config_for``, ``build``) live in
+``zoo.models``, which imports every family first; this module knows no family.
 
 A variant is a small function returning a flat functional ``keras.Model``; the
 function's name is its registry key and its keyword arguments (with their
@@ -17,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import fnmatch
-import importlib
 import inspect
-import json
+import math
 import os
 from typing import Any, Callable, ClassVar
 
+from zoo.config import Config, check_names, from_json_value
 from zoo.errors import UserError
 
 INPUT_KINDS = ("image", "vector")
@@ -39,48 +41,22 @@ class ModelInfo:
     family: str  # the module under zoo.models, e.g. "conv"
     input_kinds: tuple[str, ...]  # "image" (H, W, C) and/or "vector" (features,)
     summary: str  # first line of the variant's docstring
+    score: str  # the anomaly score its detectors use unless told otherwise (training.scores)
     fn: Callable[..., Any] = dataclasses.field(repr=False, compare=False)
     config_cls: type = dataclasses.field(repr=False, compare=False)
 
 
-class ModelConfig:
-    """Mixin of every generated variant config: JSON round trip.
+class ModelConfig(Config):
+    """Base of every generated variant config (frozen): JSON round trip from :class:`zoo.config.Config`.
 
-    Tuples become JSON lists; ``from_dict`` turns lists back into tuples, so
     ``cfg == type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict())))``.
     """
 
     model_name: ClassVar[str]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the parameters as a JSON-ready dict (tuples as lists)."""
-        return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        """Rebuild a config from ``to_dict()`` output; unknown keys are a UserError."""
-        _check_names(cls.model_name, data, [f.name for f in dataclasses.fields(cls)])
-        return cls(**{k: _from_json(v) for k, v in data.items()})
-
-    def to_json(self) -> str:
-        """Return the config as a JSON string."""
-        return json.dumps(self.to_dict())
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_from_json(v) for v in value)
-    return value
-
 
 def register_model(
-    fn: Callable[..., Any] | None = None, *, input_kinds: tuple[str, ...] = INPUT_KINDS
+    fn: Callable[..., Any] | None = None, *, input_kinds: tuple[str, ...] = INPUT_KINDS, score: str = "mse"
 ) -> Any:
     """Register a variant under its function name (``@register_model`` or with options).
 
@@ -88,6 +64,9 @@ def register_model(
         fn: the variant function; all its parameters must have defaults.
         input_kinds: which inputs the variant accepts, a subset of ``("image", "vector")``.
             Defaults to both.
+        score: the anomaly score its detectors use by default. Defaults to "mse". Each variant's
+            was chosen on a development split of the training data, never on the test split
+            (`aezoo zoo compare-scores`, BENCHMARKS.md).
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,6 +93,7 @@ def register_model(
             family=f.__module__.rsplit(".", 1)[-1],
             input_kinds=tuple(input_kinds),
             summary=summary,
+            score=score,
             fn=f,
             config_cls=config_cls,
         )
@@ -122,66 +102,9 @@ def register_model(
     return decorate(fn) if fn is not None else decorate
 
 
-def _load_families() -> None:
-    # Importing zoo.models imports every family module, which registers its variants.
-    importlib.import_module("zoo.models")
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Return the sorted names of registered variants matching a glob ``pattern``."""
-    _load_families()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
-
-
-def model_info(name: str) -> ModelInfo:
-    """Return the registry entry of ``name``; an unknown name is a UserError with suggestions."""
-    _load_families()
-    if name not in _REGISTRY:
-        valid = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise UserError(f"Unknown model {name!r}.{hint} Valid models: {', '.join(valid)}. Received: name={name!r}")
-    return _REGISTRY[name]
-
-
-def _check_names(name: str, params: dict[str, Any], valid: list[str]) -> None:
-    unknown = [k for k in params if k not in valid]
-    if unknown:
-        close = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-        hint = "".join(f" Did you mean {c[0]!r} for {k!r}?" for k, c in close.items() if c)
-        raise UserError(
-            f"Unknown parameter(s) for model {name!r}: {', '.join(unknown)}.{hint} "
-            f"Valid parameters: {', '.join(valid)}. Received: {', '.join(f'{k}={params[k]!r}' for k in unknown)}"
-        )
-
-
-def config_for(name: str, **params: Any) -> ModelConfig:
-    """Return the variant's config dataclass with ``params`` over its defaults.
-
-    Parameter names are checked here; values are checked when the model is built.
-    """
-    info = model_info(name)
-    _check_names(name, params, [f.name for f in dataclasses.fields(info.config_cls)])
-    return info.config_cls(**{k: _from_json(v) for k, v in params.items()})
-
-
-def build(name: str, **params: Any) -> Any:
-    """Build variant ``name``: an uncompiled flat functional ``keras.Model`` named ``name``.
-
-    Args:
-        name: a name from ``list_models()``.
-        **params: the variant's keyword arguments (e.g. ``input_shape``, ``latent_dim``);
-            lists are accepted where tuples are expected (JSON configs).
-
-    Raises:
-        UserError: unknown name (with close matches), unknown parameter (with the
-            valid ones) or an invalid value (quoting it).
-    """
-    config = config_for(name, **params)
-    model = model_info(name).fn(**dataclasses.asdict(config))
-    if model.name != name:
-        raise AssertionError(f"Variant {name} returned a model named {model.name!r}.")
-    return model
+def registered() -> dict[str, ModelInfo]:
+    """The variants registered so far, by name (``zoo.models`` imports every family, registering them all)."""
+    return dict(_REGISTRY)
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -196,3 +119,31 @@ def load_model(path: str | os.PathLike) -> Any:
     # Inside TFMOT's scope so that `aezoo optimize --method qat` models load as plain files too.
     with quantize_scope():
         return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+
+
+# Per weighted layer, a full-int8 TFLite file stores 1 byte per weight and, per output
+# channel, an int32 bias plus per-channel scale/zero point (float32 + int64) for the
+# weights and for the bias: 4 + 12 + 12 bytes. The rest (ops, tensor names, shape
+# arithmetic of a dynamic batch, activation quantization) came to about 1.1 KB per
+# weighted layer when the default variants were converted (TF 2.21).
+_BYTES_PER_CHANNEL = 28
+_BYTES_PER_LAYER = 1100
+_WEIGHTED = ("Dense", "Conv2D", "Conv2DTranspose")
+# Layers that the deterministic (inference) graph never reaches, so TFLite drops them.
+_TRAINING_ONLY = ("z_log_var",)
+
+
+def int8_size_estimate(model: Any) -> int:
+    """Estimate the bytes of a post-training full-int8 TFLite file of ``model``'s inference graph.
+
+    Counts weights at 1 byte and per-channel quantization data per output channel
+    (see the constants above); within about 1% of measured sizes for the zoo's defaults.
+    """
+    total = 0
+    for layer in model.layers:
+        if type(layer).__name__ not in _WEIGHTED or layer.name in _TRAINING_ONLY:
+            continue
+        kernel = layer.kernel
+        channels = kernel.shape[-2] if type(layer).__name__ == "Conv2DTranspose" else kernel.shape[-1]
+        total += math.prod(kernel.shape) + _BYTES_PER_CHANNEL * channels + _BYTES_PER_LAYER
+    return total

@@ -9,7 +9,7 @@ from zoo.models import common
 from zoo.registry import register_model
 
 
-@register_model(input_kinds=("image",))
+@register_model(input_kinds=("image",), score="nap")
 def conv_ae(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     latent_dim: int = 16,

@@ -59,7 +59,7 @@ def vae(
     return keras.Model(inputs, outputs, name="vae")
 
 
-@register_model(input_kinds=("image",))
+@register_model(input_kinds=("image",), score="nap")
 def conv_vae(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     latent_dim: int = 16,

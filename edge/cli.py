@@ -1,0 +1,157 @@
+"""The device side of ``aezoo``: ``aezoo detect``, and the one exception boundary every ``aezoo`` command runs in.
+
+Importing this module imports neither TensorFlow nor the training package: a device
+with only ai-edge-litert, numpy and Pillow runs ``aezoo detect`` (the full tool's
+entry point is ``training.cli.main``; a runtime-only install's is :func:`main`).
+
+The boundary (:func:`run`): a ``UserError`` is printed as one line and exits 2; a
+missing optional package exits 2 naming it; Ctrl-C exits 130; a closed pipe
+(``aezoo detect ... | head -1``) ends quietly; any other exception is a bug: one line
+saying so, and the traceback only with ``AEZOO_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from zoo.errors import UserError
+
+PROG = "aezoo"
+# Packages of the full tool that a runtime-only install lacks (a clear message instead of a traceback).
+OPTIONAL = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "tensorflow_datasets", "sklearn", "matplotlib",
+            "tqdm", "tflite_micro", "scipy", "training", "PIL"}
+RESUMABLE = {"train", "zoo"}
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command inside the exception boundary; return the exit code."""
+    args = parser.parse_args(argv)
+    name = getattr(args, "command", PROG)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        return _fail(name, str(exc))
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OPTIONAL:
+            return _bug(name, exc)
+        return _fail(name, f"this command needs the package {missing!r}, which is not installed. Install the full "
+                           "tool with `pip install autoencoder-zoo`; a runtime-only install runs `aezoo detect` only.")
+    except KeyboardInterrupt:
+        hint = "; continue it with the same command and --resume" if name in RESUMABLE else ""
+        print(f"{PROG} {name}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, without a second error at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except MemoryError:
+        return _fail(name, "out of memory: use a smaller batch or fewer inputs at a time", code=1)
+    except Exception as exc:  # noqa: BLE001 - the one place where unexpected errors become a clear message
+        return _bug(name, exc)
+
+
+def _fail(name: str, message: str, code: int = 2) -> int:
+    print(f"{PROG} {name}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _bug(name: str, exc: BaseException) -> int:
+    if os.environ.get("AEZOO_DEBUG") == "1":
+        traceback.print_exc()
+    print(f"{PROG} {name}: internal error (a bug in aezoo, please report it): {type(exc).__name__}: {exc}"
+          + ("" if os.environ.get("AEZOO_DEBUG") == "1" else "\nSet AEZOO_DEBUG=1 to see the traceback."), file=sys.stderr)
+    return 1
+
+
+def int_arg(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], the limit named in the message."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}. Received: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}. Received: {value}")
+        return value
+
+    return parse
+
+
+def register(sub: Any) -> None:
+    """Add ``aezoo detect``."""
+    from edge.detector import MAX_THREADS
+
+    p = sub.add_parser(
+        "detect",
+        help="score images or feature vectors with a detector bundle (needs only ai-edge-litert, numpy, Pillow)",
+        description="Print an anomaly score and a verdict (score > threshold = anomaly) per input. Inputs: images "
+        "(PNG/JPEG/BMP...) of the bundle's size or resized as its preprocessing says, .npy arrays (one input or a batch; "
+        "uint8 0..255 or float in [0, 1] for images, raw values for vectors) or .csv files of vectors.",
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="detector bundle directory")
+    p.add_argument("files", metavar="FILES", nargs="+", help="images, .npy arrays or .csv files")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
+    p.set_defaults(func=detect)
+
+
+def detect(args: argparse.Namespace) -> int:
+    """``aezoo detect``: one line (or JSON object) per input."""
+    import numpy as np
+
+    from edge.detector import Detector
+    from edge.inputs import load_input_file
+
+    detector = Detector.load(args.bundle, num_threads=args.threads)
+    names, arrays = [], []
+    for path in args.files:
+        try:
+            x = detector.prepare(load_input_file(path, detector.spec))
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        if not len(x):
+            raise UserError(f"{path}: holds no inputs (an empty array)")
+        arrays.append(x)
+        names += [path] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
+    # Inputs are prepared already; score them raw so they are not standardized twice.
+    x = np.concatenate(arrays)
+    scores = detector.score_prepared(x)
+    verdicts = scores > detector.threshold_
+    if args.json:
+        results = [{"input": n, "score": float(s), "anomaly": bool(v)} for n, s, v in zip(names, scores, verdicts)]
+        json.dump({"bundle": args.bundle, "score": detector.score_kind, "threshold": detector.threshold_,
+                   "results": results}, sys.stdout, indent=2)
+        print()
+    else:
+        width = max(len(n) for n in names)
+        for n, s, v in zip(names, scores, verdicts):
+            print(f"{n:<{width}}  {detector.score_kind}={s:.6g}  {'ANOMALY' if v else 'normal'}")
+        print(f"({len(names)} inputs, threshold {detector.threshold_:.6g}, {int(verdicts.sum())} anomalies)")
+    sys.stdout.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The runtime-only ``aezoo``: just ``detect``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Autoencoder zoo runtime: score inputs with a detector bundle.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a runtime-only install."""
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The one latency and throughput measurement of a detector (TensorFlow-free: it runs on the device).
+
+Batch-1 latency is measured twice on the same image, so it is clear where the time
+goes: through ``Detector.score`` (input checks, quantization, scoring in numpy) and
+the interpreter's bare ``invoke()`` with the input tensor already set. The
+difference is the Python around the interpreter.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+# Untimed calls before the timed ones: first invocations allocate and warm caches.
+WARMUP = 100
+# PROTOCOL.md: the median over at least 1,000 invocations.
+ITERATIONS = 1000
+BATCH_REPEATS = 20
+
+
+def _summary(times_ns: np.ndarray) -> dict[str, float]:
+    us = np.asarray(times_ns, np.float64) / 1e3
+    return {"median": float(np.median(us)), "p10": float(np.percentile(us, 10)), "p90": float(np.percentile(us, 90)),
+            "n": int(len(us))}
+
+
+def _time(fn, iterations: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    times = np.empty(iterations, np.int64)
+    clock = time.perf_counter_ns
+    for i in range(iterations):
+        t0 = clock()
+        fn()
+        times[i] = clock() - t0
+    return times
+
+
+def batch1_latency(detector, image: np.ndarray, *, iterations: int = ITERATIONS, warmup: int = WARMUP) -> dict:
+    """Batch-1 latency of ``detector`` (an ``edge.Detector``) on one input, in microseconds.
+
+    Returns ``{"detector": {...}, "invoke": {...}, "python_us": ..., "threads": ...}``:
+    median, p10, p90 and n of ``detector.score`` and of the bare ``invoke()``, and the
+    difference of the medians (the Python around the interpreter).
+    """
+    x1 = np.asarray(image)[None] if np.ndim(image) == len(detector.input_shape) else np.asarray(image)[:1]
+    whole = _summary(_time(lambda: detector.score(x1), iterations, warmup))
+    detector.score(x1)  # leaves the interpreter sized for one input with that input set
+    invoke = _summary(_time(detector._interp.invoke, iterations, warmup))
+    return {"detector": whole, "invoke": invoke, "python_us": whole["median"] - invoke["median"],
+            "threads": detector.num_threads, "batch": 1, "iterations": iterations, "warmup": warmup}
+
+
+def throughput(score, inputs: np.ndarray, *, repeats: int = BATCH_REPEATS) -> float:
+    """Inputs/second of ``score(inputs)``: one warm-up call, then the median of ``repeats`` calls."""
+    score(inputs)
+    times = [time.perf_counter() for _ in range(0)]
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        score(inputs)
+        times.append(time.perf_counter() - t0)
+    return float(len(inputs) / np.median(times))

@@ -1,0 +1,206 @@
+"""The beyond-detection benchmark (``aezoo represent``): every variant trained on all classes, beside PCA.
+
+For each variant and code size: a run folder trained on every class
+(``training.train(all_classes=True)``), then ``training.representation.evaluate_codec``
+(reconstruction, linear probe, int8 code compression); PCA with as many components
+gets the same evaluation and the raw pixels a linear probe. Variational models also
+get a prior sample grid and an interpolation grid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from training import runs
+from training.representation import PROBE_MAX_ITER, ModelCodec, PCACodec, evaluate_codec, raw_pixel_probe
+from zoo.files import write_json, write_text
+
+# Test-image pairs walked in the benchmark's interpolation grid: (class of A, class of B),
+# each the first test image of its class.
+WALK_CLASSES = ((0, 3), (9, 7), (2, 8), (1, 5))
+
+
+def _raw_probe(split: Any, out: Path, dataset: str, max_iter: int) -> dict:
+    """The raw-pixel probe, cached in ``out/raw_probe.json`` (it takes minutes)."""
+    cache = out / "raw_probe.json"
+    raw = json.loads(cache.read_text()) if cache.is_file() else None
+    key = {"max_iter": max_iter, "dataset": dataset, "n_train": int(len(split.x_train) + len(split.x_val))}
+    if raw is None or any(raw.get(k) != v for k, v in key.items()):
+        raw = {**raw_pixel_probe(split, max_iter=max_iter), **key}
+        write_json(cache, raw)
+    return raw
+
+
+def _trained(variant: str, d: int, out: Path, split: Any, settings: dict) -> tuple[Any, Path]:
+    """The all-classes model of ``variant`` at code size ``d``: reused when finished, else trained or resumed."""
+    import zoo
+    from training.trainer import train
+
+    run = runs.Run(out / f"{variant}-{d}")
+    if run.is_finished():
+        return zoo.load_model(run.file(runs.MODEL)), run.path
+    result = train(model=variant, params={"latent_dim": d}, all_classes=True, out=run.path, split=split,
+                   resume=run.exists(), **settings)
+    return result.model, run.path
+
+
+def _generation_images(model: Any, name: str, out: Path, split: Any, seed: int) -> dict:
+    """A VAE's prior samples and latent walks between fixed test images, as PNGs."""
+    from training import generate
+
+    pairs = [(int(np.flatnonzero(split.test_labels == a)[0]), int(np.flatnonzero(split.test_labels == b)[0]))
+             for a, b in WALK_CLASSES if a < len(split.class_names) and b < len(split.class_names)]
+    return {
+        "samples": str(generate.sample_grid(model, out / f"samples_{name}.png", n=64, seed=seed,
+                                            title=f"{name}: 64 draws from the prior N(0, I)")),
+        "interpolation": str(generate.interpolation_grid(
+            model, out / f"walk_{name}.png", split.x_test, pairs, steps=10, labels=split.test_labels,
+            class_names=split.class_names, title=f"{name}: walks between the z_means of two test images")),
+    }
+
+
+def _row(variant: str | None, d: int, out: Path, split: Any, settings: dict, probe_max_iter: int, images: dict) -> dict:
+    import zoo
+
+    if variant is None:
+        t0 = time.perf_counter()
+        row = evaluate_codec(PCACodec(d, seed=settings["seed"]).fit(split.x_train), split, probe_max_iter=probe_max_iter)
+        return {**row, "variant": "PCA", "fit_seconds": time.perf_counter() - t0}
+    model, run_dir = _trained(variant, d, out, split, settings)
+    row = evaluate_codec(ModelCodec(model, name=f"{variant}-{d}"), split, probe_max_iter=probe_max_iter)
+    row.update(variant=variant, run=str(run_dir),
+               training=runs.read_json(run_dir / runs.METRICS, "the run's evaluation")["training"])
+    if zoo.is_variational(model):
+        # Read from the saved model: the variant's default beta may have changed since it was trained.
+        row["beta"] = float(model.get_layer("z").get_config()["beta"])
+        images[f"{variant}-{d}"] = _generation_images(model, f"{variant}-{d}", out, split, settings["seed"])
+    return row
+
+
+def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 32), *, epochs: int = 10,
+              out: str | os.PathLike = "runs/represent", dataset: str = "fashion_mnist", data_dir: str | None = None,
+              seed: int = 0, batch_size: int = 128, probe_max_iter: int = PROBE_MAX_ITER, raw_probe_max_iter: int = 300,
+              raw_probe: bool = True, split: Any = None, verbose: int = 0) -> dict:
+    """Train each variant on all classes at each code size, compare with PCA; write represent.json and represent.md.
+
+    ``split`` replaces the dataset's ``training.data.all_classes_split`` (e.g. a subset for a quick check).
+    """
+    import zoo
+    from tqdm.auto import tqdm
+
+    from training import data
+
+    variants = list(variants) if variants else zoo.list_models()
+    for v in variants:
+        zoo.model_info(v)  # an unknown name fails now, not after an hour of training
+    dims = [int(d) for d in dims]
+    out = Path(out)
+    t_start = time.perf_counter()
+    split = split if split is not None else data.all_classes_split(dataset, data_dir=data_dir)
+    raw = _raw_probe(split, out, dataset, raw_probe_max_iter) if raw_probe else None
+    settings = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "dataset": dataset, "data_dir": data_dir,
+                "verbose": verbose}
+    rows: list[dict] = []
+    images: dict = {}
+    bar = tqdm([(v, d) for d in dims for v in [None, *variants]], desc="beyond detection", unit="model")
+    for variant, d in bar:  # variant None = PCA
+        bar.set_postfix_str(f"{variant or 'PCA'} dim {d}")
+        rows.append(_row(variant, d, out, split, settings, probe_max_iter, images))
+    result = {"dataset": dataset, "dims": dims, "variants": variants, "epochs": epochs, "seed": seed,
+              "batch_size": batch_size, "probe_max_iter": probe_max_iter, "rows": rows, "raw_pixels_probe": raw,
+              "images": images, "n_train": int(len(split.x_train)), "n_probe_train": int(len(split.x_train) + len(split.x_val)),
+              "n_test": int(len(split.x_test)), "total_seconds": time.perf_counter() - t_start, "machine": runs.machine_info()}
+    write_json(out / "represent.json", result)
+    write_text(out / "represent.md", represent_markdown(result))
+    return result
+
+
+def represent_markdown(result: dict) -> str:
+    """The benchmark's table: per code (variant or PCA) and size, reconstruction, probe and compression."""
+    lines = [
+        "| code | dim | PSNR dB | SSIM | probe acc | int8 B/image | ratio | int8 PSNR dB | int8 SSIM | train s (epochs) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        c, q = r["compression"], r["reconstruction"]
+        t = r.get("training")
+        train_s = f"{t['train_seconds']:.0f} ({t['epochs_run']})" if t else f"{r.get('fit_seconds', 0):.0f} (fit)"
+        acc = f"{r['probe']['accuracy']:.4f}" + ("" if r["probe"]["converged"] else "*")
+        name = f"**{r['variant']}**" if r["variant"] == "PCA" else r["variant"] + (f" (beta {r['beta']:g})" if "beta" in r else "")
+        lines.append(f"| {name} | {r['latent_dim']} | {q['psnr']:.2f} | {q['ssim']:.3f} | {acc} | {c['bytes_per_image']:.3f} | "
+                     f"{c['ratio']:.1f} | {c['psnr']:.2f} | {c['ssim']:.3f} | {train_s} |")
+    raw = result.get("raw_pixels_probe")
+    if raw:
+        acc = f"{raw['accuracy']:.4f}" + ("" if raw["converged"] else "*")
+        lines.append(f"| raw pixels | {raw['dim']} | - | - | {acc} | {raw['dim']} | 1.0 | - | - | - |")
+    m = result["machine"]
+    lines += [
+        "",
+        f"{result['dataset']}: models trained on all classes ({result['n_train']:,} train images, a fixed 10% of each class held out "
+        f"for validation), up to {result['epochs']} epochs, batch {result['batch_size']}, seed {result['seed']}. Measured on the "
+        f"{result['n_test']:,} test images. Probe: logistic regression on standardized codes fitted on the whole train split "
+        f"({result['n_probe_train']:,} images), max {result['probe_max_iter']} L-BFGS iterations"
+        + (f" ({raw['max_iter']} for the 784 raw pixels)" if raw else "") + " (* = stopped before converging). "
+        f"int8 B/image = latent_dim bytes + 8 * latent_dim bytes of float32 offset/scale amortized over the {result['n_test']:,} "
+        f"test images; ratio = {result['rows'][0]['compression']['raw_bytes_per_image']} raw bytes / that. "
+        f"Total {result['total_seconds'] / 60:.1f} min on {m['cpu']}, {m['cores']} cores.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- choosing a variant's default score without the test split ------------------------------------------------
+
+DEV_ANOMALIES = 2000
+
+
+def development_split(dataset: str, normal_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normal training inputs, development inputs, their labels) from the train split only.
+
+    Development normals are the class's held-out validation images; development anomalies
+    are ``DEV_ANOMALIES`` train images of the other classes (a fixed, seeded draw). The
+    test split is not read.
+    """
+    from training import data
+
+    x, labels = data.load_split(dataset, "train")
+    train_idx, val_idx = data.holdout_indices(labels, normal_class)
+    other = np.flatnonzero(labels != normal_class)
+    pick = np.sort(np.random.default_rng(normal_class).choice(other, min(DEV_ANOMALIES, len(other)), replace=False))
+    x_dev = np.concatenate([x[val_idx], x[pick]])
+    return x[train_idx], x_dev, np.r_[np.zeros(len(val_idx)), np.ones(len(pick))]
+
+
+def compare_scores(models: Sequence[str], scores: Sequence[str], *, dataset: str = "fashion_mnist",
+                   classes: Sequence[int] | None = None, root: Any = None) -> dict:
+    """AUROC of each score kind on the zoo entries' float models, on the development split of each class.
+
+    This is how each variant's default score was chosen: the test split is never read,
+    and the score's parameters are fitted on the class's normal training images.
+    """
+    import zoo
+    from sklearn.metrics import roc_auc_score
+
+    from training.detector import AutoencoderDetector
+
+    classes = list(range(10)) if classes is None else list(classes)
+    rows = []
+    for name in models:
+        for k in classes:
+            model = zoo.load(name, dataset=dataset, normal_class=k, root=root)
+            x_train, x_dev, y_dev = development_split(dataset, k)
+            row = {"model": name, "class": k}
+            for kind in scores:
+                # The threshold does not enter an AUROC: calibrated on a few training images, it costs nothing.
+                det = AutoencoderDetector(model=model, score=kind).calibrate(x_train, x_train[:256])
+                row[kind] = float(roc_auc_score(y_dev, det.decision_function(x_dev)))
+            rows.append(row)
+    means = {m: {s: float(np.mean([r[s] for r in rows if r["model"] == m])) for s in scores} for m in models}
+    return {"dataset": dataset, "classes": classes, "scores": list(scores), "rows": rows, "mean": means,
+            "best": {m: max(v, key=v.get) for m, v in means.items()}, "machine": runs.machine_info()}

@@ -1,0 +1,147 @@
+"""``aezoo demo``: the main job end to end on Fashion-MNIST, then a pretrained entry in use."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from training.cli.args import int_arg
+from zoo.errors import UserError
+
+DATASET = "fashion_mnist"
+MODEL = "conv_ae"
+
+
+def register(sub: Any) -> None:
+    """Add ``demo``."""
+    p = sub.add_parser(
+        "demo", help="the whole journey on Fashion-MNIST: train conv_ae, QAT, int8 export, edge detector, comparison",
+        description="Prepare Fashion-MNIST, train the default conv_ae detector (nap score) on one normal class, fine-tune "
+                    "it with quantization-aware training, export the int8 detector bundle, run it with edge.Detector on "
+                    "test images, print float vs QAT vs int8 vs PCA vs kNN and write the plots; then load the pretrained "
+                    "entry of that class from saved_models/ and use it.")
+    p.add_argument("--normal-class", type=int_arg(0, 9), default=0, help="normal class id; default 0 (T-shirt/top)")
+    p.add_argument("--epochs", type=int_arg(1, 10_000), help="maximum training epochs; default: the zoo's")
+    p.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs; default: the zoo's")
+    p.add_argument("--seed", type=int_arg(0), default=0, help="random seed; default 0")
+    p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder; default runs/demo")
+    p.set_defaults(func=_demo)
+
+
+def _prepare(k: int) -> tuple[Any, list[str]]:
+    from training import data
+
+    print("[1/5] Fashion-MNIST: preparing the data (offline from the local IDX copy when needed)")
+    data.prepared_builder(DATASET)
+    split = data.one_class_split(DATASET, k)
+    names = list(split.class_names)
+    print(f"      normal class {k} ({names[k]}): {len(split.x_train)} training, {len(split.x_val)} validation images; "
+          f"test: {len(split.x_test)} images, {int(split.y_test.sum())} anomalies")
+    return split, names
+
+
+def _build_entry(split: Any, out: Path, args: argparse.Namespace) -> dict:
+    from training import pipeline, runs
+
+    given = {"epochs": args.epochs, "qat_epochs": args.qat_epochs, "seed": args.seed}
+    settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
+    print(f"[2/5] {MODEL}: train (up to {settings.epochs} epochs) -> fit its score -> QAT fine-tune "
+          f"({settings.qat_epochs} epochs) -> int8 export -> evaluate float, QAT, int8, PCA and kNN")
+    run_dir = out / "run"
+    if runs.Run(run_dir).exists():
+        import shutil
+
+        print(f"      replacing the previous demo run in {run_dir}")
+        shutil.rmtree(run_dir)
+    return pipeline.run_entry(MODEL, DATASET, split.normal_class, out / "entry", settings=settings, run_dir=run_dir,
+                              split=split, plots=True, verbose="auto")
+
+
+def _edge(out: Path, split: Any, names: list[str]) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    import edge
+
+    print("[3/5] edge.Detector (LiteRT, int8, TensorFlow-free) on test images: the first of each class")
+    det = edge.Detector.load(out / "entry" / "detector")
+    idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])
+    images, labels = split.x_test[idx], split.test_labels[idx]
+    scores = det.score(images)
+    print(f"      {det!r}")
+    print(f"      {'image':<14} {'truth':<8} {'score':>9}  flagged")
+    for label, s in zip(labels, scores):
+        truth = "normal" if label == split.normal_class else "anomaly"
+        print(f"      {names[label]:<14} {truth:<8} {s:>9.4g}  {'anomaly' if s > det.threshold_ else 'normal'}")
+    return det, images, labels
+
+
+def _comparison(record: dict) -> None:
+    print("[4/5] comparison on the 10,000 test images (everything chosen on normal training/validation images only)")
+    m, size, lat = record["metrics"], record["size"], record["latency"]
+    rows = [("float Keras", m["float"], f"{size['keras_bytes'] / 1024:.0f} KiB .keras", "-"),
+            ("QAT Keras", m["qat"], "-", "-"),
+            ("int8 TFLite", m["int8"], f"{size['bundle_bytes'] / 1024:.1f} KiB bundle",
+             f"{lat['detector']['median']:.0f} us ({lat['invoke']['median']:.0f} invoke)"),
+            (f"PCA ({m['pca'].get('n_components')} comp.)", m["pca"], "-", "-"), ("kNN (k=5)", m["knn"], "-", "-")]
+    print(f"      {'detector':<18} {'AUROC':>7} {'AUPRC':>7} {'rec@5%':>7} {'F1':>6} {'FPR':>6}  {'size':<18} batch-1 latency")
+    for name, r, size_text, latency in rows:
+        rec = r.get("recall_at_fpr", {}).get("0.05", {}).get("recall")
+        rec_text = "-" if rec is None else f"{rec:.3f}"
+        print(f"      {name:<18} {r['auroc']:>7.4f} {r['auprc']:>7.4f} {rec_text:>7} {r['f1']:>6.3f} {r['fpr']:>6.3f}  "
+              f"{size_text:<18} {latency}")
+    gap = m["int8"]["auroc"] - m["float"]["auroc"]
+    print(f"      int8 - float AUROC: {gap:+.4f} ({'within' if abs(gap) <= 0.005 else 'outside'} the 0.005 target of PROTOCOL.md)")
+
+
+def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict) -> dict | None:
+    """Load the saved_models entry of the demo's class and score the same images; say so when there is none."""
+    import edge
+    import zoo
+    from zoo import pretrained
+
+    print("[5/5] the pretrained zoo (saved_models/)")
+    root = pretrained.saved_models_dir()
+    key = pretrained.entry_key(MODEL, DATASET, k)
+    entries = pretrained.read_manifest(root)["entries"]
+    if key not in entries:
+        print(f"      No pretrained entry {key} in {root}: nothing to load. `aezoo zoo build --models {MODEL} "
+              f"--classes {k}` creates it ({len(entries)} other entries present).")
+        return None
+    model = zoo.load(MODEL, dataset=DATASET, normal_class=k)
+    det = edge.Detector.from_zoo(MODEL, dataset=DATASET, normal_class=k)
+    scores = det.score(images)
+    print(f"      zoo.load({MODEL!r}, dataset={DATASET!r}, normal_class={k}) -> {model.name} ({model.count_params():,} "
+          f"parameters)\n      edge.Detector.from_zoo(...) -> {det!r} (sha256 verified)")
+    for label, s in zip(labels, scores):
+        print(f"      {names[label]:<14} score {s:>9.4g}  {'anomaly' if s > det.threshold_ else 'normal'}")
+    m = entries[key]["metrics"]
+    print(f"      pretrained entry: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}), this demo's: "
+          f"{record['metrics']['int8']['auroc']:.4f} (float {record['metrics']['float']['auroc']:.4f})")
+    return {"entry": key, "int8_auroc": m["int8"]["auroc"], "float_auroc": m["float"]["auroc"],
+            "scores": [float(s) for s in scores]}
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from zoo.files import write_json
+
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a folder for the demo's outputs")
+    split, names = _prepare(args.normal_class)
+    record = _build_entry(split, out, args)
+    reports = record.pop("reports")
+    det, images, labels = _edge(out, split, names)
+    _comparison(record)
+    plots = sorted(str(p) for p in (out / "run").rglob("*.png"))
+    print(f"      plots: {len(plots)} under {out / 'run'} (training curves, reconstructions, score histogram, ROC against "
+          "PCA and kNN, latent space)")
+    used = _pretrained(args.normal_class, images, labels, names, record)
+    seconds = time.perf_counter() - t_start
+    write_json(out / "demo.json", {"normal_class": args.normal_class, "entry": record, "pretrained": used, "plots": plots,
+                                   "detector_scores": {names[c]: float(s) for c, s in zip(labels, det.score(images))},
+                                   "per_class_int8": reports["int8"]["model"].get("per_class"), "seconds": seconds})
+    print(f"done in {seconds / 60:.1f} min: {out / 'entry'} (model.keras, detector/, card.json), {out / 'demo.json'}")
+    return 0

@@ -1,0 +1,202 @@
+"""``aezoo models`` and ``aezoo zoo build | list | verify | table``: the variants and the pretrained entries."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from training.cli.args import int_arg, int_list, name_list
+from zoo.errors import UserError
+
+SAVED = "default: $AEZOO_SAVED_MODELS or the repository's saved_models/"
+
+
+def register(sub: Any) -> None:
+    """Add ``models`` and ``zoo``."""
+    p = sub.add_parser("models", help="list the model zoo's variants with parameter counts and int8 sizes")
+    p.add_argument("pattern", nargs="?", default="*", help="glob over variant names (default: all)")
+    p.add_argument("--input-shape", default="28,28,1", help="input shape to build each variant with (default: 28,28,1)")
+    p.add_argument("--measure", action="store_true",
+                   help="convert each variant to full-int8 TFLite and report the real size (slower) instead of the estimate")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("zoo", help="build, list and verify the pretrained entries in saved_models/; write the README table",
+                       description="Pretrained entries: saved_models/<model>/<dataset>/class_<k>/ (model.keras, score.npz, "
+                                   "detector/, card.json) listed with sha256s and metrics in saved_models/manifest.json.")
+    zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zsub.required = True
+    b = zsub.add_parser("build", help="train, QAT, export and evaluate every model x normal class (resumable)",
+                        description="For each model and normal class: train with the zoo's fixed settings, QAT fine-tune, "
+                                    "export the int8 detector, evaluate float, QAT and int8 beside PCA and kNN on the test "
+                                    "split, and record the entry in manifest.json. Complete, verified entries are skipped; "
+                                    "an interrupted training run resumes from --runs.")
+    b.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    b.add_argument("--models", type=name_list, help="comma-separated model names (default: every registered model)")
+    b.add_argument("--classes", type=int_list, help="comma-separated normal classes (default: all)")
+    b.add_argument("--score", help="score kind of the detectors (default: the zoo's, nap)")
+    b.add_argument("--epochs", type=int_arg(1, 10_000), help="maximum training epochs (default: the zoo's)")
+    b.add_argument("--patience", type=int_arg(1, 10_000), help="early-stopping patience (default: the zoo's)")
+    b.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs (default: the zoo's)")
+    b.add_argument("--seed", type=int_arg(0), help="default 0")
+    b.add_argument("--runs", default="runs/zoo_build", metavar="DIR", help="training run folders, kept for resuming")
+    b.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    b.add_argument("--force", action="store_true", help="rebuild entries that are already complete")
+    b.set_defaults(func=_build)
+    ls = zsub.add_parser("list", help="print the pretrained entries and their metrics")
+    ls.add_argument("pattern", nargs="?", default="*", help="glob over model names (default: all)")
+    ls.add_argument("--dataset", help="only this dataset")
+    ls.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    ls.set_defaults(func=_list)
+    v = zsub.add_parser("verify", help="check every entry's files against the manifest's sha256s and the 50 MB limit")
+    v.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    v.set_defaults(func=_verify)
+    c = zsub.add_parser("compare-scores", help="compare score kinds on the entries, on a development split of the "
+                                               "training data (how each variant's default score was chosen)",
+                        description="For each entry's float model: fit each score on the normal training images and "
+                                    "measure AUROC on a development split made of the train split only (the class's "
+                                    "held-out validation images vs 2,000 train images of the other classes). The test "
+                                    "split is never read. Writes --out (JSON).")
+    c.add_argument("--models", type=name_list, help="comma-separated model names (default: all)")
+    c.add_argument("--scores", type=name_list, default=["mse", "nap"], help="score kinds (default: mse,nap)")
+    c.add_argument("--classes", type=int_list, help="normal classes (default: all)")
+    c.add_argument("--out", metavar="FILE.json", default="runs/compare_scores.json", help="default runs/compare_scores.json")
+    c.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    c.set_defaults(func=_compare_scores)
+
+    t = zsub.add_parser("table", help="print the README zoo table from the manifest, or rewrite it in a README")
+    t.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    t.add_argument("--write", metavar="README", help="replace the section between the zoo-table markers of this file")
+    t.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    t.set_defaults(func=_table)
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1 or len(shape) not in (1, 3):
+        raise UserError(f"--input-shape must be HEIGHT,WIDTH,CHANNELS or FEATURES, positive integers. Received: {text!r}")
+    return shape
+
+
+def _measured_int8_size(model: Any) -> int:
+    import numpy as np
+
+    from training.convert import to_tflite
+
+    reps = np.random.default_rng(0).random((8, *model.input_shape[1:]), dtype=np.float32)
+    return len(to_tflite(model, "int8", reps))
+
+
+def _models(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import zoo
+    from zoo.registry import int8_size_estimate
+
+    shape = _parse_shape(args.input_shape)
+    kind = "image" if len(shape) == 3 else "vector"
+    names = zoo.list_models(args.pattern)
+    if not names:
+        raise UserError(f"no model matches {args.pattern!r}. Valid models: {', '.join(zoo.list_models())}")
+    rows = []
+    for name in tqdm(names, desc="models", unit="model", leave=False, disable=not args.measure):
+        info = zoo.model_info(name)
+        if kind not in info.input_kinds:
+            rows.append((name, info.family, ",".join(info.input_kinds), "-", "-", info.summary))
+            continue
+        model = zoo.build(name, input_shape=shape)
+        size = _measured_int8_size(model) if args.measure else int8_size_estimate(model)
+        rows.append((name, info.family, ",".join(info.input_kinds), f"{model.count_params():,}", f"{size / 1024:.1f}", info.summary))
+    how = "measured by converting (full int8, post-training)" if args.measure else "estimated from the weights (full int8, post-training)"
+    header = ("model", "family", "inputs", "params", "int8 KiB", "description")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    print(f"Input shape {shape}; int8 size of the reconstruction model {how}.")
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from training import pipeline
+
+    given = {"score": args.score, "epochs": args.epochs, "patience": args.patience, "qat_epochs": args.qat_epochs,
+             "seed": args.seed}
+    settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
+    result = pipeline.build_zoo(args.dataset, models=args.models, classes=args.classes, settings=settings,
+                                runs_dir=args.runs, root=args.saved_models, force=args.force)
+    print(f"built {len(result['built'])} entries, skipped {len(result['skipped'])} complete ones, "
+          f"in {result['seconds'] / 60:.1f} min; manifest: {result['root']}/manifest.json")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    root = pretrained.saved_models_dir(args.saved_models, must_exist=True)
+    records = pretrained.list_pretrained(args.pattern, dataset=args.dataset, root=root)
+    if not records:
+        print(f"No pretrained entries match {args.pattern!r} in {root}.")
+        return 0
+    header = ("entry", "score", "int8 AUROC", "float AUROC", "PCA AUROC", "kNN AUROC", "threshold", "KiB", "latency us")
+    rows = [(r["path"], r.get("score", "mse"), *(pretrained.format_auroc(r, w) for w in ("int8", "float", "pca", "knn")),
+             f"{r['threshold']['int8']['value']:.5g}", f"{r['size'].get('bundle_bytes', r['size']['tflite_bytes']) / 1024:.1f}",
+             f"{pretrained.latency_us(r):.0f}") for r in records]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    print(f"{len(records)} entries in {root}; load one with zoo.load(model, dataset=..., normal_class=...) "
+          "or edge.Detector.from_zoo(...)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    root = pretrained.saved_models_dir(args.saved_models, must_exist=True)
+    records = pretrained.list_pretrained(root=root, require_manifest=True)
+    bad = 0
+    for r in records:
+        problems = pretrained.entry_problems(r, root)
+        if problems:
+            bad += 1
+            print(f"FAILED {r['path']}:")
+            for problem in problems:
+                print(f"  {problem}")
+    total = pretrained.total_bytes(root)
+    limit = pretrained.MAX_TOTAL_BYTES
+    print(f"{len(records) - bad} of {len(records)} entries verified; saved_models holds {total / 2**20:.1f} MiB "
+          f"(limit {limit / 2**20:.0f} MiB)")
+    if bad:
+        print("Restore the files with `git checkout -- saved_models/...` or rebuild them with "
+              "`aezoo zoo build --models MODEL --classes K`.")
+    if not records:
+        raise UserError(f"{root / pretrained.MANIFEST} lists no entries: nothing to verify")
+    return 1 if bad or total > limit else 0
+
+
+def _compare_scores(args: argparse.Namespace) -> int:
+    import zoo
+    from training.benchmark import compare_scores
+    from zoo.files import write_json
+
+    models = args.models or zoo.list_models()
+    result = compare_scores(models, args.scores, classes=args.classes, root=args.saved_models)
+    for m, means in result["mean"].items():
+        print(f"{m:<14} " + "  ".join(f"{s} {v:.4f}" for s, v in means.items()) + f"  -> {result['best'][m]}")
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    table = pretrained.zoo_table(dataset=args.dataset, root=pretrained.saved_models_dir(args.saved_models, must_exist=True))
+    if args.write:
+        changed = pretrained.write_readme_table(args.write, table)
+        print(f"{'updated' if changed else 'already up to date:'} the zoo table in {args.write}")
+    else:
+        print(table)
+    return 0

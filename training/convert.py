@@ -1,0 +1,315 @@
+"""Conversion to TFLite and export of a detector bundle: the one int8 conversion of the project.
+
+``to_tflite`` converts a detector's score graph (``AutoencoderDetector.graph_``: the
+input to the outputs its score reads) with ``tf.lite.TFLiteConverter``; for full
+int8 it calibrates activation ranges on normal training images. ``export_detector``
+writes the bundle: the model, and detector.json with the preprocessing, the score
+(kind and parameters), the outputs in the model's order, and a threshold calibrated
+again on the exported model's own scores of the normal validation images.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import QUANT_MODES
+from zoo.errors import UserError
+
+EXPORT_FORMATS = ("bundle", "c-array")
+C_ARRAY_NAME = "aezoo_model"
+REPRESENTATIVE_IMAGES = 500
+# Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
+MICRO_CHECK_INPUTS = 16
+
+
+def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None) -> bytes:
+    """Convert a Keras graph (one input, one or more outputs) to TFLite, traced with ``training=False``.
+
+    Training-only behaviour (denoising corruption, VAE sampling) is left out, so a VAE
+    exports its mean path.
+
+    Args:
+        graph: a tf_keras model with one float32 input.
+        quant: "float32", "float16" (float16 weights), "dynamic" (int8 weights, float
+            activations) or "int8" (full integer: weights, activations, input and outputs).
+        representative: normal float32 inputs shaped like the graph's input, to calibrate
+            activation ranges; required for "int8".
+        batch_size: fixed batch dimension (1 for TFLite Micro), or None for a dynamic batch.
+    """
+    from zoo.keras import tf
+
+    if quant not in QUANT_MODES:
+        raise UserError(f"quant must be one of {', '.join(QUANT_MODES)}. Received: quant={quant!r}")
+    if len(graph.inputs) != 1:
+        raise UserError(f"to_tflite needs a graph with one input. Received: {graph.name!r} with {len(graph.inputs)} inputs")
+    in_shape = tuple(graph.inputs[0].shape[1:])
+    if quant == "int8":
+        representative = _check_representative(representative, in_shape)
+    spec = tf.TensorSpec((batch_size, *in_shape), tf.float32, name="input")
+
+    @tf.function(input_signature=[spec])
+    def infer(x):
+        # Explicit training=False: the one definition of "inference path" for every zoo variant.
+        return graph(x, training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], graph)
+    if quant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        step = batch_size or 1
+        converter.representative_dataset = lambda: ([representative[i : i + step]]
+                                                    for i in range(0, len(representative) - step + 1, step))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        return strip_names(bytes(converter.convert()))
+    except Exception as exc:  # the converter raises ConverterError/RuntimeError with MLIR text
+        raise RuntimeError(f"TFLite conversion of {graph.name!r} with quant={quant!r} failed: {exc}") from exc
+
+
+def strip_names(tflite: bytes) -> bytes:
+    """Drop tensor and subgraph names (about a third of a small model's bytes; nothing reads them).
+
+    Outputs are identified by their order, recorded in detector.json, not by name.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _check_representative(representative: Any, in_shape: tuple) -> np.ndarray:
+    if representative is None:
+        raise UserError("quant='int8' needs representative inputs to calibrate activations. Received: representative=None")
+    rep = np.asarray(representative, dtype=np.float32)
+    if rep.ndim != len(in_shape) + 1 or tuple(rep.shape[1:]) != in_shape or len(rep) == 0:
+        raise UserError(f"representative must be float32 inputs shaped (N, {', '.join(map(str, in_shape))}). "
+                        f"Received: representative.shape={rep.shape}")
+    return rep
+
+
+def representative_inputs(x_train: np.ndarray, n: int = REPRESENTATIVE_IMAGES, seed: int = 0) -> np.ndarray:
+    """``n`` normal training inputs in a seeded random order: what int8 calibration sees."""
+    idx = np.random.default_rng(seed).permutation(len(x_train))[:n]
+    return np.asarray(x_train, np.float32)[np.sort(idx)]
+
+
+def run_tflite(tflite: bytes, x: np.ndarray, *, chunk: int = 1000) -> list[np.ndarray]:
+    """Dequantized outputs of a TFLite model (dynamic batch) on ``x``, in the model's output order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=tflite)
+    interp.allocate_tensors()
+    inp, outs = interp.get_input_details()[0], interp.get_output_details()
+    scale, zero = inp["quantization"]
+    parts: list[list[np.ndarray]] = [[] for _ in outs]
+    for i in range(0, len(x), chunk):
+        b = np.asarray(x[i : i + chunk], np.float32)
+        if tuple(interp.get_input_details()[0]["shape"]) != (len(b), *b.shape[1:]):
+            interp.resize_tensor_input(inp["index"], [len(b), *b.shape[1:]])
+            interp.allocate_tensors()
+        q = b if not scale else np.clip(np.rint(b / scale) + zero, -128, 127)
+        interp.set_tensor(inp["index"], q.astype(inp["dtype"]))
+        interp.invoke()
+        for k, d in enumerate(outs):
+            raw = interp.get_tensor(d["index"]).astype(np.float64)
+            s, z = d["quantization"]
+            parts[k].append((raw - z) * s if s else raw)
+    return [np.concatenate(p) for p in parts]
+
+
+def output_order(tflite: bytes, graph: Any, probe: np.ndarray) -> list[str]:
+    """The graph's output names in the TFLite model's output order.
+
+    The converter names outputs after the traced function, not the graph; they are
+    matched by shape, and where shapes tie, by the values on ``probe`` inputs.
+    """
+    got = run_tflite(tflite, probe)
+    want = graph.predict(probe, verbose=0)
+    names: list[str] = []
+    for out in got:
+        candidates = [n for n, v in want.items() if v.shape[1:] == out.shape[1:] and n not in names]
+        if not candidates:
+            raise RuntimeError(f"a TFLite output {out.shape[1:]} matches no graph output {sorted(want)}")
+        names.append(min(candidates, key=lambda n: float(np.mean(np.abs(want[n] - out)))))
+    return names
+
+
+def deployed_score(detector: Any, quant: str, representative: np.ndarray | None, x_train: np.ndarray) -> tuple[Any, Any]:
+    """(score, graph) to export: for int8, the score's head refitted on the int8 model's own features.
+
+    Whitening amplifies the small quantization errors of features of low variance, so a
+    head fitted on float features misjudges int8 ones; fitted on what the int8 model
+    computes for the normal training inputs, it sees the numbers the device will give it.
+    """
+    score = detector.score_
+    features = score.feature_graph(detector.model_) if quant == "int8" else None
+    if features is None:
+        return score, detector.graph_
+    tflite = to_tflite(features, "int8", representative)
+    names = output_order(tflite, features, np.asarray(x_train[:4], np.float32))
+    values = run_tflite(tflite, x_train)[names.index("features")]
+    score = copy.deepcopy(score).fit_head(values)
+    return score, score.graph(detector.model_)
+
+
+def _tensor_spec(details: dict, name: str | None = None) -> dict:
+    scale, zero = details["quantization"]
+    quantized = np.dtype(details["dtype"]).kind != "f"
+    spec = {"shape": [int(v) for v in details["shape"][1:]], "dtype": np.dtype(details["dtype"]).name,
+            "scale": float(scale) if quantized else None, "zero_point": int(zero) if quantized else None}
+    return {"name": name, **spec} if name is not None else spec
+
+
+def bundle_spec(tflite: bytes, output_names: list[str], *, quant: str, batch: Any, score: Any, preprocessing: dict,
+                class_names: list[str], provenance: dict) -> dict:
+    """detector.json without its threshold: tensors, preprocessing, score, classes, provenance."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    probe = Interpreter(model_content=tflite)
+    ins, outs = probe.get_input_details(), probe.get_output_details()
+    shape = [int(v) for v in ins[0]["shape"][1:]]
+    return {
+        # A microcontroller build runs TFLite's reference kernels; so does its bundle's Detector (edge.micro).
+        "model": {"quant": quant, "quantizer": "tflite-converter", "batch": batch,
+                  "kernels": "reference" if batch == 1 else "default"},
+        "input": _tensor_spec(ins[0]),
+        "outputs": [_tensor_spec(d, n) for d, n in zip(outs, output_names)],
+        "preprocessing": _preprocessing_spec(preprocessing, shape),
+        "score": {"kind": score.kind, "params": score.params(), "options": score.to_dict()["options"],
+                  "higher_is_anomalous": True},
+        "threshold": {"value": 0.0, "method": "uncalibrated"},
+        "class_names": list(class_names),
+        "provenance": provenance,
+    }
+
+
+def _preprocessing_spec(preprocessing: dict, shape: list[int]) -> dict:
+    """The bundle's preprocessing from the split's record: images keep [0, 1] pixels, vectors their standardization."""
+    if preprocessing.get("kind") == "vector":
+        return {k: preprocessing[k] for k in ("kind", "features", "mean", "scale")}
+    if len(shape) != 3 or shape[-1] not in (1, 3):
+        raise UserError(f"a detector bundle needs images with 1 (grayscale) or 3 (RGB) channels, or vectors. Received: "
+                        f"input shape {shape}")
+    h, w, c = shape
+    return {"kind": "image", "layout": "NHWC", "height": h, "width": w, "channels": c, "color_mode": "L" if c == 1 else "RGB",
+            "pixel_range": [0.0, 1.0], "uint8_divisor": 255.0, "resize": preprocessing.get("resize", "none")}
+
+
+def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> dict:
+    """The threshold record of the exported model, on its own scores of the normal validation inputs.
+
+    "best_f1" cannot be recomputed without labeled anomalies: the float threshold's
+    quantile among the float scores is carried over to the exported scores.
+    """
+    from edge.detector import Detector
+    from edge.bundle import finish_spec
+    from training.threshold import threshold_record
+
+    scores = Detector(tflite, finish_spec(spec, tflite)).decision_function(_to_device(x_val, spec))
+    c = detector.config
+    if c.threshold_method == "best_f1":
+        q = float(np.mean(detector.decision_function(x_val) <= detector.threshold_))
+        record = threshold_record(scores, method="percentile", percentile=100.0 * q, k=c.k,
+                                  calibrated_on="exported model's scores of the normal validation inputs")
+        record.update(method="best_f1", transfer=f"quantile {q:.6f} of the float model's validation scores, "
+                                                 "carried over to the exported model's validation scores")
+    else:
+        record = threshold_record(scores, method=c.threshold_method, percentile=c.percentile, k=c.k,
+                                  calibrated_on="exported model's scores of the normal validation inputs")
+    record["float_model_value"] = float(detector.threshold_)
+    return record
+
+
+def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
+    """Model-space inputs back to what a device passes in (vectors: undo the standardization)."""
+    pre = spec["preprocessing"]
+    if pre["kind"] != "vector":
+        return x
+    return (x * np.asarray(pre["scale"], np.float32) + np.asarray(pre["mean"], np.float32)).astype(np.float32)
+
+
+def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],
+                    provenance: dict, preprocessing: dict | None = None, quant: str = "int8", fmt: str = "bundle",
+                    n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False) -> Path:
+    """Convert a fitted ``AutoencoderDetector`` and write its bundle (and, for ``fmt="c-array"``, the C files).
+
+    Args:
+        detector: the fitted detector (its score graph is converted).
+        out: the bundle directory; an existing bundle is replaced only with ``overwrite``.
+        x_train: normal training inputs: ``n_representative`` of them calibrate int8.
+        x_val: normal validation inputs: the threshold is calibrated on them.
+        class_names, provenance: recorded in detector.json.
+        preprocessing: the split's preprocessing record (image resize, vector standardization).
+        quant: "float32", "float16", "dynamic" or "int8".
+        fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
+    """
+    from edge.bundle import check_spec, write_bundle
+    from zoo import files
+
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"format must be one of {', '.join(EXPORT_FORMATS)}. Received: format={fmt!r}")
+    if fmt == "c-array" and quant != "int8":
+        raise UserError(f"--format c-array exports the full-integer model for TFLite Micro: use --quant int8. Received: quant={quant!r}")
+    if len(x_val) == 0:
+        raise UserError("threshold calibration needs normal validation inputs. Received: 0")
+    files.check_replaceable(out, kind="detector bundle", marker="detector.json", overwrite=overwrite)
+    batch = 1 if fmt == "c-array" else None
+    rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) if quant == "int8" else None
+    score, graph = deployed_score(detector, quant, rep, x_train)
+    tflite = to_tflite(graph, quant, rep, batch_size=batch)
+    names = output_order(tflite, graph, np.asarray(x_val[: batch or 4], np.float32))
+    spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score,
+                       preprocessing=preprocessing or {}, class_names=class_names, provenance=provenance)
+    spec["threshold"] = _calibrate(spec, tflite, detector, x_val)
+    check_spec({"format": "aezoo-detector", "format_version": 2, **spec,
+                "model": {**spec["model"], "file": "model.tflite", "sha256": "0" * 64, "bytes": len(tflite)}})
+    extra: dict[str, bytes | str] = {}
+    if fmt == "c-array":
+        extra, spec["micro"] = micro_files(tflite, spec, x_val)
+    return write_bundle(out, tflite, spec, extra, overwrite=overwrite)
+
+
+def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:
+    """The C source and header of ``tflite``, and the TFLite Micro check report (also as micro.json)."""
+    from edge.bundle import finish_spec
+    from edge.micro import check_micro, to_c_array
+
+    finished = finish_spec(spec, tflite)
+    src, hdr = to_c_array(tflite, name=C_ARRAY_NAME, spec=finished)
+    report = check_micro(tflite, finished, _to_device(x_val[:MICRO_CHECK_INPUTS], spec)).to_dict()
+    return {f"{C_ARRAY_NAME}.c": src, f"{C_ARRAY_NAME}.h": hdr, "micro.json": json.dumps(report, indent=2) + "\n"}, report
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "int8", fmt: str = "bundle",
+               n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False) -> Path:
+    """Export a run folder's detector: representative inputs and threshold from its normal training/validation data.
+
+    Test data is never used.
+    """
+    from training import data, runs
+
+    run = runs.Run(run)
+    detector, config = runs.load_run(run.path)
+    if config.all_classes:
+        raise UserError(f"{run.path} was trained on all classes; a detector bundle needs a run of one normal class")
+    out_path = Path(out).resolve()
+    if out_path == run.path.resolve() or run.path.resolve() in out_path.parents:
+        raise UserError(f"--out {out} is inside the run folder {run.path}; export the bundle beside the run instead")
+    split = data.one_class_split(config.data_source(), config.normal_class)
+    prov = runs.provenance(config.to_dict(), run=run.path.resolve().name, class_names=list(split.class_names),
+                           compression=run.compression(), run_threshold=detector.threshold_record_)
+    with run.lock():
+        return export_detector(detector, out, x_train=split.x_train, x_val=split.x_val, class_names=list(split.class_names),
+                               provenance=prov, preprocessing=split.preprocessing, quant=quant, fmt=fmt,
+                               n_representative=n_representative, overwrite=overwrite)
