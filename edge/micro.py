@@ -60,11 +60,11 @@ def to_c_array(tflite: bytes, *, name: str = "aezoo_model", spec: dict | None = 
             f"#define {macro}_INPUT_ZERO_POINT ({int(inp['zero_point'])})",
         ]
         for k, out in enumerate(spec["outputs"]):
-            name = re.sub(r"[^A-Z0-9]", "_", out["name"].upper())
+            label = re.sub(r"[^A-Z0-9]", "_", out["name"].upper())
             lines += [f"/* output {k}: {out['name']}, shape {out['shape']} */",
-                      f"#define {macro}_{name}_OUTPUT_INDEX {k}",
-                      f"#define {macro}_{name}_SCALE {float(out['scale']):.9g}f",
-                      f"#define {macro}_{name}_ZERO_POINT ({int(out['zero_point'])})"]
+                      f"#define {macro}_{label}_OUTPUT_INDEX {k}",
+                      f"#define {macro}_{label}_SCALE {float(out['scale']):.9g}f",
+                      f"#define {macro}_{label}_ZERO_POINT ({int(out['zero_point'])})"]
         lines += [
             f"/* Score {spec['score']['kind']!r}: {get_kind(spec['score']['kind']).summary} (edge/scoring.py); "
             "an input is anomalous when it is above the threshold. */",

@@ -87,7 +87,7 @@ def export_model(model, out, *, quant="int8", x_train, x_val, names, fmt="bundle
     from training.convert import export_detector
     from training.detector import AutoencoderDetector
 
-    detector = AutoencoderDetector(model=model, score=score).calibrate(x_train, x_val)
+    detector = AutoencoderDetector(network=model, score=score).calibrate(x_train, x_val)
     prov = {"dataset": "fashion_mnist", "normal_class": 1, "seed": 0, "model": model.name, "params": {}}
     return export_detector(detector, out, quant=quant, x_train=x_train, x_val=x_val, class_names=list(names),
                            provenance=prov, preprocessing={}, fmt=fmt, n_representative=300, overwrite=overwrite)

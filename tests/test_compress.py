@@ -29,11 +29,12 @@ def tiny_model(small_split):
 
 @pytest.fixture(scope="module")
 def tiny_run(small_split, tmp_path_factory):
-    """A one-epoch run folder (trained on the small split; its config names fashion_mnist class 0)."""
+    """A one-epoch mse run folder (trained on the small split; its config names fashion_mnist class 0)."""
     import training
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    training.train(model="conv_ae", normal_class=0, epochs=1, split=small_split, out=out, plots=False, verbose=0)
+    training.train(model="conv_ae", score="mse", normal_class=0, epochs=1, min_steps=0, split=small_split, out=out,
+                   plots=False, verbose=0)
     return out
 
 
@@ -103,11 +104,13 @@ def test_cqat_keeps_the_clusters_through_qat(tiny_model, small_split):
     assert any(not np.array_equal(np.unique(k), np.unique(kernels(clustered)[n])) for n, k in after.items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conv_vae", "denoising_ae", "sparse_ae"])
 def test_custom_layer_variants_compress_save_and_export_int8(name, small_split, tmp_path):
+    from conftest import export_model
+
     from zoo.keras import keras
     import zoo
-    from edge.convert import export_model
     from edge.detector import Detector
 
     model = zoo.build(name)
@@ -121,12 +124,9 @@ def test_custom_layer_variants_compress_save_and_export_int8(name, small_split, 
         loaded = zoo.load_model(path)
     np.testing.assert_allclose(loaded.predict(x[:8], verbose=0), qat.predict(x[:8], verbose=0), atol=1e-6)
     assert zoo.is_variational(loaded) == (name == "conv_vae")
-    bundle = export_model(loaded, tmp_path / "bundle", quant="int8", x_train=x, x_val=small_split.x_val,
-                          threshold={"score": "mse", "method": "percentile", "percentile": 99.0, "value": 0.01},
-                          class_names=list(small_split.class_names), provenance={"model": name, "seed": 0},
-                          n_representative=64)
+    bundle = export_model(loaded, tmp_path / "bundle", x_train=x, x_val=small_split.x_val, names=small_split.class_names)
     det = Detector.load(bundle)
-    assert det.spec["input"]["dtype"] == "int8" and det.spec["output"]["dtype"] == "int8"
+    assert det.spec["input"]["dtype"] == "int8" and det.spec["outputs"][0]["dtype"] == "int8"
     float_err = np.mean((loaded.predict(x[:32], verbose=0) - det.reconstruct(x[:32])) ** 2)
     assert float_err < 1e-3
 
@@ -159,7 +159,8 @@ def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_run, tmp_pat
     assert 0.5 < metrics["model"]["auroc"] <= 1 and metrics["pca"]["auroc"] > 0.5
     assert metrics["compression"]["sparsity"] >= 0.58
     thr = json.loads((out / "threshold.json").read_text())
-    assert thr["method"] == "percentile" and thr["value"] != thr["source_value"]
+    source = json.loads((tiny_run / "threshold.json").read_text())
+    assert thr["method"] == "percentile" and thr["value"] != source["value"] and thr["score"] == source["score"]
 
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval"), "--no-plots"]) == 0
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -171,16 +172,18 @@ def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_run, tmp_pat
     assert main(["export", str(out), "--out", str(tmp_path / "bundle"), "--quant", "int8"]) == 0
     spec = json.loads((tmp_path / "bundle" / "detector.json").read_text())
     assert spec["input"]["dtype"] == "int8" and spec["model"]["quant"] == "int8"
-    # Writing over an existing compressed run is refused.
+    # Writing over an existing compressed run is refused; so is QAT on top of a QAT run.
     assert main(["optimize", str(tiny_run), "--method", "pqat", "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
+    assert main(["optimize", str(out), "--method", "qat", "--quiet", "--out", str(tmp_path / "qat2")]) == 2
+    assert "already quantization-aware" in capsys.readouterr().err and not (tmp_path / "qat2").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--method", "quantize"], "invalid choice: 'quantize'"),
     (["--method", "prune", "--sparsity", "1.5"], "expected a fraction in (0, 1)"),
     (["--method", "prune", "--sparsity", "half"], "expected a fraction in (0, 1)"),
-    (["--method", "cluster", "--clusters", "1"], "expected an integer >= 2"),
+    (["--method", "cluster", "--clusters", "1"], "expected an integer in 2..256"),
 ])
 def test_optimize_rejects_bad_options(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -14,7 +14,7 @@ import pytest
 
 from training import data
 from training import fashion_mnist_local as local
-from zoo import cli
+from training import cli
 from zoo.errors import UserError
 
 # sha256 of the validation indices of class 0 (int64 little-endian): the hold-out
@@ -63,20 +63,16 @@ def test_one_class_split_rejects_bad_class(fashion_mnist_ready):
         data.one_class_split("fashion_mnist", 10)
 
 
-def test_pipeline_yields_scaled_float_pairs(fashion_mnist_split):
+def test_pipeline_yields_float_pairs_in_a_seeded_order(fashion_mnist_split):
+    from training.fit import make_pipeline
+
     images = fashion_mnist_split.x_train[:100]
-    batches = list(data.make_pipeline(images, batch_size=32, shuffle=True, seed=1))
+    batches = list(make_pipeline(images, batch_size=32, shuffle=True, seed=1))
     assert [b[0].shape[0] for b in batches] == [32, 32, 32, 4]
     x, target = batches[0]
     assert x.dtype.name == "float32" and np.array_equal(x.numpy(), target.numpy())
-    assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
-    again = next(iter(data.make_pipeline(images, batch_size=32, shuffle=True, seed=1)))[0]
+    again = next(iter(make_pipeline(images, batch_size=32, shuffle=True, seed=1)))[0]
     assert np.array_equal(again.numpy(), x.numpy())
-    as_uint8 = (images * 255).round().astype(np.uint8)
-    x8 = next(iter(data.make_pipeline(as_uint8, batch_size=100, shuffle=False, seed=0)))[0]
-    np.testing.assert_allclose(x8.numpy(), images, atol=1e-6)
-    with pytest.raises(UserError, match="batch_size=0"):
-        data.make_pipeline(images, batch_size=0, shuffle=False, seed=0)
 
 
 # ---------------------------------------------------------------- offline preparation
@@ -196,8 +192,8 @@ def test_failed_download_becomes_user_error(monkeypatch, tmp_path):
 
 def test_importing_downloads_nothing_and_commands_need_no_tensorflow(tmp_path):
     code = (
-        "import sys, training, training.commands\n"
-        "assert 'tensorflow' not in sys.modules, 'training.commands imported TensorFlow'\n"
+        "import sys, training, training.cli\n"
+        "assert 'tensorflow' not in sys.modules, 'training.cli imported TensorFlow'\n"
         "import training.data\n"
     )
     env = dict(os.environ, TFDS_DATA_DIR=os.fspath(tmp_path / "tfds"), AEZOO_FASHION_MNIST_DIR=os.fspath(tmp_path))
@@ -214,7 +210,7 @@ def _write_pngs(root: Path, split: str, label: str, n: int, size=(8, 8)) -> None
     folder = root / split / label
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        pixels = np.full(size, 40 * i + (100 if label == "scratch" else 0), dtype=np.uint8)
+        pixels = np.full(size, (40 * i + (100 if label == "scratch" else 0)) % 256, dtype=np.uint8)
         Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
 
 
@@ -227,15 +223,81 @@ def test_image_folder(tmp_path):
     assert x.shape == (6, 8, 8, 1) and x.dtype == np.float32 and y.dtype == np.int64
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert data.class_names(os.fspath(root)) == ["good", "scratch"]
-    assert data.describe(os.fspath(root))["image_shape"] == [8, 8, 1]
+    assert data.describe(os.fspath(root))["input_shape"] == [8, 8, 1]
     assert sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
-    s = data.one_class_split(os.fspath(root), 0)
-    assert len(s.x_train) + len(s.x_val) == 3 and s.y_test.tolist().count(1) == 2
-    with pytest.raises(UserError, match=r"splits test, train. Received: split='val'"):
+    with pytest.raises(UserError, match=r"no 'val' split. Received splits: \['test', 'train'\]"):
         data.load_split(os.fspath(root), "val")
     _write_pngs(root, "train", "good", 1, size=(9, 9))  # overwrites 0.png with another size
-    with pytest.raises(UserError, match="same height, width and channels"):
+    with pytest.raises(UserError, match="differ in size.*--image-size"):
         data.load_split(os.fspath(root), "train")
+
+
+def _folder_as_users_have_it(root: Path, n: int = 30) -> None:
+    """Mixed sizes, RGB and gray, PNG/JPEG/BMP, a hidden file: what a user's folder looks like."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", n), ("test", 6)):
+        for label, level in (("good", 60), ("bad", 200)):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                size = (30 + i % 5, 24 + i % 3)
+                pixels = np.clip(rng.normal(level, 10, (*size[::-1], 3)), 0, 255).astype(np.uint8)
+                img = Image.fromarray(pixels, "RGB") if i % 2 else Image.fromarray(pixels[..., 0], "L")
+                img.save(folder / f"{i}.{('png', 'jpg', 'bmp')[i % 3]}")
+            (folder / ".DS_Store").write_bytes(b"\x00junk")
+
+
+def test_a_folder_as_users_have_it_with_image_size_and_color(tmp_path):
+    root = tmp_path / "mine"
+    _folder_as_users_have_it(root)
+    with pytest.raises(UserError, match="--image-size"):
+        data.load_split(os.fspath(root), "train")
+    gray = data.Source(os.fspath(root), image_size=(28, 28), color_mode="grayscale")
+    x, y = data.load_split(gray, "train")
+    assert x.shape == (60, 28, 28, 1) and sorted(set(y.tolist())) == [0, 1]
+    rgb = data.Source(os.fspath(root), image_size=(16, 20), color_mode="rgb")
+    s = data.one_class_split(rgb, data.class_names(rgb).index("good"))
+    assert s.x_train.shape[1:] == (16, 20, 3) and s.has_test and s.preprocessing["resize"] == "bilinear"
+    (root / "train" / "good" / "notes.txt").write_text("not an image")
+    with pytest.raises(UserError, match="notes.txt"):
+        data.load_split(gray, "train")
+
+
+def test_small_classes_and_missing_test_splits(tmp_path):
+    root = tmp_path / "tiny"
+    _write_pngs(root, "train", "good", 25)
+    _write_pngs(root, "train", "rare", 5)
+    s = data.one_class_split(os.fspath(root), 0)
+    assert not s.has_test and len(s.x_test) == 0 and len(s.x_val) == 2 and len(s.x_train) == 23
+    with pytest.raises(UserError, match=r"5 training inputs; at least 20"):
+        data.one_class_split(os.fspath(root), 1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="not an image folder"):
+        data.class_names(os.fspath(empty))
+
+
+def test_feature_vectors_from_csv_and_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (60, 4)), rng.normal(4, 1, (60, 4))]) * [1, 10, 100, 1000]
+    y = np.repeat([0, 1], 60)
+    lines = ["a,b,label,c,d"] + [f"{r[0]},{r[1]},{k},{r[2]},{r[3]}" for r, k in zip(x, y)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    np.savez(tmp_path / "test.npz", x=x[::3], y=y[::3])
+    src = data.Source(os.fspath(tmp_path / "train.csv"), test_data=os.fspath(tmp_path / "test.npz"))
+    s = data.one_class_split(src, 0)
+    assert s.x_train.shape[1] == 4 and s.has_test and s.preprocessing["kind"] == "vector"
+    # Standardized with the normal training rows' mean and scale: the same numbers the bundle stores.
+    mean, scale = np.array(s.preprocessing["mean"]), np.array(s.preprocessing["scale"])
+    np.testing.assert_allclose(s.x_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(s.x_test, (x[::3] - mean) / scale, rtol=1e-4, atol=1e-4)
+    for bad, match in (("a,b\n1,2\n3\n", "line 3: expected 2 columns"), ("a,b\n1,x\n", "line 2, column 2: expected a number"),
+                       ("a,b\n1,nan\n", "expected a finite number")):
+        (tmp_path / "bad.csv").write_text(bad)
+        with pytest.raises(UserError, match=match):
+            data.load_split(os.fspath(tmp_path / "bad.csv"), "train")
 
 
 # ---------------------------------------------------------------- CLI
@@ -252,6 +314,7 @@ def test_cli_data_info_prints_real_counts(fashion_mnist_ready, capsys):
     "argv, expected",
     [
         (["data", "info", "fashoin_mnist"], "expected one of fashion_mnist, mnist, cifar10"),
+        (["data", "info", "fashion_mnist", "--data-dir", "/nonexistent/typo"], "does not exist"),
         (["data", "prepare", "imagenet"], "Expected one of fashion_mnist, mnist, cifar10"),
         (["data", "prepare", "mnist", "--mirror", "/tmp"], "only supported for fashion_mnist"),
     ],

@@ -1,4 +1,4 @@
-"""C-array export for TFLite Micro: the C compiles, the model runs under the TFLite Micro interpreter."""
+"""C-array export for TFLite Micro: the C compiles; the default (nap) detector runs under TFLite Micro and its verdicts agree."""
 
 from __future__ import annotations
 
@@ -14,22 +14,17 @@ from zoo.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def c_bundle(tmp_path_factory):
-    """An int8 c-array export of a small untrained conv_ae (ops and shapes are what matter here)."""
-    import zoo
-    from zoo.keras import keras
+def c_bundle(tiny_run, small_split, tmp_path_factory):
+    """The c-array export of the tiny conv_ae run: the default detector, nap score."""
+    pytest.importorskip("tflite_micro")
+    from training import runs
+    from training.convert import export_detector
 
-    from edge.convert import export_model
-
-    keras.utils.set_random_seed(0)
-    model = zoo.build("conv_ae")
-    rng = np.random.default_rng(0)
-    x = rng.random((120, 28, 28, 1), dtype=np.float32)
-    return export_model(
-        model, tmp_path_factory.mktemp("c") / "micro", quant="int8", x_train=x[:100], x_val=x[100:],
-        threshold={"score": "mse", "method": "percentile", "value": 0.1}, class_names=[str(i) for i in range(10)],
-        provenance={"model": "conv_ae", "seed": 0}, fmt="c-array", n_representative=100,
-    )
+    run, result = tiny_run
+    prov = runs.provenance(result.config.to_dict(), run=run.name, class_names=list(small_split.class_names))
+    return export_detector(result.detector, tmp_path_factory.mktemp("c") / "micro", x_train=small_split.x_train,
+                           x_val=small_split.x_val, class_names=list(small_split.class_names), provenance=prov,
+                           preprocessing=small_split.preprocessing, fmt="c-array", n_representative=100)
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
@@ -38,6 +33,7 @@ def test_c_array_compiles(c_bundle, tmp_path):
     data = (c_bundle / "model.tflite").read_bytes()
     assert f"const unsigned int aezoo_model_len = {len(data)}u;" in src.read_text()
     assert "aligned(16)" in src.read_text() and "AEZOO_MODEL_THRESHOLD" in hdr.read_text()
+    assert "AEZOO_MODEL_WHITENED_OUTPUT_INDEX" in hdr.read_text() and "Score 'nap'" in hdr.read_text()
     for std in ("c99", "c11"):
         proc = subprocess.run(["gcc", f"-std={std}", "-c", "-Wall", "-Wextra", "-Werror", str(src), "-o", str(tmp_path / "m.o")],
                               capture_output=True, text=True)
@@ -57,29 +53,33 @@ def test_c_array_compiles(c_bundle, tmp_path):
     assert (int(n), int(digest), int(misalign)) == (len(data), expect, 0)
 
 
-def test_runs_under_tflite_micro(c_bundle):
-    pytest.importorskip("tflite_micro")
+def test_runs_under_tflite_micro_with_the_bundles_verdicts(c_bundle, small_split):
+    from edge import Detector
+
     report = json.loads((c_bundle / "micro.json").read_text())
-    print(report)
     assert report["ok"] and report["unsupported_ops"] == []
     assert report["arena_bytes"] > 0 and report["arena_verified"]
-    assert report["max_abs_diff_vs_litert"] <= 1 and report["images_compared"] > 0
-    assert report["max_abs_diff_vs_litert_xnnpack"] is not None
+    assert report["max_abs_diff_vs_litert"] <= 1 and report["images_compared"] == 16
+    assert report["verdicts_agree"] == 16 and report["max_score_diff_vs_litert"] is not None
     spec = json.loads((c_bundle / "detector.json").read_text())
-    assert spec["input"]["batch"] == 1 and spec["micro"]["arena_bytes"] == report["arena_bytes"]
+    assert spec["model"]["batch"] == 1 and spec["model"]["kernels"] == "reference"
+    assert spec["micro"]["arena_bytes"] == report["arena_bytes"] and spec["score"]["kind"] == "nap"
+    # The bundle's own Detector runs the reference kernels its threshold was calibrated on.
+    det = Detector.load(c_bundle)
+    assert det.threshold_ == pytest.approx(np.percentile(det.score(small_split.x_val), 99.0), rel=1e-9)
 
 
 def test_micro_failures_are_reports_not_crashes(c_bundle, monkeypatch):
-    pytest.importorskip("tflite_micro")
     import edge.micro
+    from edge.bundle import read_bundle
 
-    data = (c_bundle / "model.tflite").read_bytes()
-    x = np.zeros((1, 28, 28, 1), np.int8)
-    with pytest.raises(UserError, match="full-integer int8 model"):
-        check_micro(data, np.zeros((1, 32, 32, 1), np.int8))
+    data, spec = read_bundle(c_bundle)
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    with pytest.raises(UserError, match="expected images shaped"):
+        check_micro(data, spec, np.zeros((1, 32, 32, 1), np.float32))
     # What TFLite Micro prints when its op resolver lacks a kernel, then dies.
     monkeypatch.setattr(edge.micro, "_CHILD", "import sys; print(\"Didn't find op for builtin opcode 'RFFT2D'\"); sys.exit(1)")
-    report = check_micro(data, x)
+    report = check_micro(data, spec, x)
     assert not report.ok and report.unsupported_ops == ["RFFT2D"] and report.arena_bytes is None
 
 

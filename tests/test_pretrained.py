@@ -27,7 +27,7 @@ def tiny_zoo(fashion_mnist_ready, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("zoo")
     root = base / "saved_models"
     code = main(["zoo", "build", "--dataset", "fashion_mnist", "--models", "conv_ae", "--classes", "0", "--epochs", "1",
-                 "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
+                 "--patience", "1", "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
     assert code == 0
     return root
 
@@ -45,15 +45,17 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
     assert list(manifest["entries"]) == [KEY]
     e = manifest["entries"][KEY]
     entry_dir = tiny_zoo / KEY
-    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)
+    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)  # conv_ae scores with nap: score.npz is there
     for name, want in e["files"].items():
         assert (entry_dir / name).stat().st_size == want["bytes"]
     assert not pretrained.entry_problems(e, tiny_zoo)
-    for kind in ("float", "qat", "int8", "pca"):
+    for kind in ("float", "qat", "int8", "pca", "knn"):
         assert 0.5 < e["metrics"][kind]["auroc"] <= 1 and 0 < e["metrics"][kind]["auprc"] <= 1
-    assert e["threshold"]["int8"]["value"] > 0 and e["latency"]["median_us"] > 0 and e["latency"]["iterations"] >= 100
-    assert e["size"]["tflite_bytes"] <= 64 * 1024
-    assert e["timing"]["entry_seconds"] > e["timing"]["train_seconds"] > 0
+        assert 0 <= e["metrics"][kind]["recall_at_fpr"]["0.05"]["recall"] <= 1
+    assert e["score"] == "nap" and e["threshold"]["int8"]["value"] > 0
+    assert e["latency"]["detector"]["median"] > e["latency"]["invoke"]["median"] > 0 and e["latency"]["iterations"] >= 1000
+    assert e["size"]["bundle_bytes"] <= 64 * 1024
+    assert e["timing"]["entry_seconds"] > e["timing"]["train_session_seconds"] > 0
     assert e["seed"] == 0 and e["hyperparameters"]["train"]["epochs"] == 1 and e["hyperparameters"]["qat"]["method"] == "qat"
     assert e["hyperparameters"]["model"]["latent_dim"] > 0
     assert "test labels chose nothing" in e["hyperparameter_selection"]
@@ -61,7 +63,7 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
         assert e["versions"][dist]
     assert manifest["sessions"][-1]["built"] == 1 and manifest["total_entry_seconds"] > 0
     card = json.loads((entry_dir / "card.json").read_text())
-    assert card["metrics"] == e["metrics"] and card["budget_seconds_per_entry"] == 45
+    assert card["metrics"] == e["metrics"] and card["hyperparameters"]["entry"]["qat_epochs"] == 1
     # Only the entry's files: no checkpoints, logs, plots or backups in saved_models.
     assert sorted(str(p.relative_to(tiny_zoo)) for p in tiny_zoo.rglob("*") if p.is_file()) == sorted(
         ["manifest.json"] + [f"{KEY}/{n}" for n in pretrained.ENTRY_FILES])
@@ -152,8 +154,9 @@ def test_list_and_table(tiny_zoo, tmp_path, capsys):
     e = pretrained.get_entry("conv_ae", root=tiny_zoo)
     assert KEY in out and f"{e['metrics']['int8']['auroc']:.4f}" in out
     table = pretrained.zoo_table(root=tiny_zoo)
-    assert f"| conv_ae | {e['metrics']['int8']['auroc']:.3f} |" in table
-    assert f"| PCA (90% variance) | {e['metrics']['pca']['auroc']:.3f} |" in table
+    assert f"| conv_ae | nap | {e['metrics']['int8']['auroc']:.3f} |" in table
+    assert f"| PCA (90% variance) | pixel error | {e['metrics']['pca']['auroc']:.3f} |" in table
+    assert f"| kNN on pixels (k=5) | distance | {e['metrics']['knn']['auroc']:.3f} |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Pretrained zoo\n\n{pretrained.TABLE_START}\nold\n{pretrained.TABLE_END}\n\nrest\n")
     assert main(["zoo", "table", "--saved-models", str(tiny_zoo), "--write", str(readme)]) == 0
@@ -172,12 +175,13 @@ def test_readme_table_matches_the_manifest():
     assert section == pretrained.zoo_table(manifest).strip(), "README zoo table is stale: run `aezoo zoo table --write README.md`"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["tiny", "repo"])
 def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fashion_mnist_ready):
     """Re-evaluate up to two entries' int8 detectors on the real test split; they must give the manifest's numbers."""
     from edge import Detector
     from training.data import one_class_split
-    from training.evaluate import evaluate_detector
+    from training.evaluate import evaluate_split
 
     root = tiny_zoo if which == "tiny" else REPO / "saved_models"
     records = pretrained.list_pretrained(root=root)
@@ -187,7 +191,44 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
     for e in sample:
         det = Detector.from_zoo(e["model"], dataset=e["dataset"], normal_class=e["normal_class"], root=root)
         split = one_class_split(e["dataset"], e["normal_class"])
-        report = evaluate_detector(det, split, det.threshold_, score_kind=det.score_kind, plots=False)
+        report = evaluate_split(det, split, plots=False)
         for key in ("auroc", "auprc", "f1", "fpr"):
             assert report["model"][key] == pytest.approx(e["metrics"]["int8"][key], abs=1e-9), (e["path"], key)
-        assert report["pca"]["auroc"] == pytest.approx(e["metrics"]["pca"]["auroc"], abs=1e-9)
+        for baseline in ("pca", "knn"):
+            assert report[baseline]["auroc"] == pytest.approx(e["metrics"][baseline]["auroc"], abs=1e-9)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m["entries"][KEY].pop("files"), "lacks 'files'"),
+    (lambda m: m["entries"][KEY]["metrics"].__setitem__("int8", 0.9), "metrics\\['int8'\\]"),
+    (lambda m: m["entries"][KEY].__setitem__("path", "../../etc"), "has path"),
+])
+def test_a_malformed_manifest_is_refused(damaged, edit, match, capsys):
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    edit(manifest)
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=match):
+        pretrained.list_pretrained(root=damaged)
+    for argv in (["zoo", "verify"], ["zoo", "list"], ["zoo", "table"]):
+        assert main([*argv, "--saved-models", str(damaged)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "restore the manifest" in err
+
+
+def test_checks_that_would_pass_on_nothing_fail(tmp_path, capsys):
+    assert main(["zoo", "verify", "--saved-models", str(tmp_path / "typo")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["zoo", "verify", "--saved-models", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["zoo", "list", "--saved-models", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    with pytest.raises(UserError, match="normal_class must be an integer"):
+        pretrained.get_entry("conv_ae", normal_class=1.7)
+
+
+def test_the_build_refuses_a_finished_run_of_other_settings(tiny_zoo, capsys):
+    """The runs folder holds a finished run made with 1 epoch: asking for 2 epochs must not silently reuse it."""
+    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "2", "--qat-epochs", "1", "--force",
+                 "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo.parent / "other")])
+    assert code == 2 and "trained with other settings" in capsys.readouterr().err

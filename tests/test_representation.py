@@ -13,7 +13,7 @@ from training.cli import main
 
 @pytest.fixture(scope="module")
 def full_all(fashion_mnist_ready):
-    from training.representation import all_classes_split
+    from training.data import all_classes_split
 
     return all_classes_split("fashion_mnist")
 
@@ -47,7 +47,7 @@ def vae_run(small_all, tmp_path_factory):
 
 def test_all_classes_split_holds_out_a_fixed_tenth_of_every_class(full_all):
     from training.data import one_class_split
-    from training.representation import all_classes_split
+    from training.data import all_classes_split
 
     s = full_all
     assert len(s.x_train) == 54_000 and len(s.x_val) == 6_000 and len(s.x_test) == 10_000
@@ -202,7 +202,7 @@ def test_cli_train_all_classes_one_model(tmp_path, capsys, fashion_mnist_ready):
 
 
 def test_represent_benchmark_table(small_all, tmp_path):
-    from training.representation import represent
+    from training.benchmark import represent
 
     result = represent(["vae"], [4], epochs=1, out=tmp_path, split=small_all, raw_probe=True, raw_probe_max_iter=20)
     assert [r["variant"] for r in result["rows"]] == ["PCA", "vae"]

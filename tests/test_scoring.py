@@ -147,3 +147,54 @@ def test_pca_baseline_on_synthetic_data():
 def test_edge_scoring_is_tensorflow_free():
     code = "import sys, edge.scoring; assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_knn_baseline_is_the_distance_to_the_kth_neighbour():
+    from training.baselines import KNNBaseline
+
+    train = np.arange(10, dtype=np.float64).reshape(10, 1)  # points 0..9 on a line
+    det = KNNBaseline(n_neighbors=5).fit(train, np.array([[4.5]]))
+    # From 20 the 5th nearest training point is 5: distance 15; from 4.5 it is 2 or 7: 2.5.
+    np.testing.assert_allclose(det.decision_function(np.array([[20.0], [4.5]])), [15.0, 2.5])
+    assert det.threshold_ == pytest.approx(2.5) and det.predict(np.array([[20.0]]))[0] == 1
+    assert det.reconstruct(np.array([[20.0]])).shape == (1, 1)
+    with pytest.raises(NotFittedError):
+        KNNBaseline().decision_function(train)
+    with pytest.raises(UserError, match="n_neighbors"):
+        KNNBaseline(n_neighbors=10).fit(train)
+
+
+def test_recall_at_fpr_uses_validation_thresholds():
+    from training.metrics import recall_at_fpr
+
+    val = np.arange(100, dtype=float)  # thresholds: the 99th and 95th percentiles, 98.01 and 94.05
+    y = np.array([0, 0, 1, 1, 1])
+    s = np.array([10.0, 96.0, 99.0, 97.0, 50.0])
+    r = recall_at_fpr(y, s, val)
+    assert r["0.01"]["recall"] == pytest.approx(1 / 3) and r["0.05"]["recall"] == pytest.approx(2 / 3)
+    assert r["0.05"]["test_fpr"] == pytest.approx(0.5)
+
+
+def test_metrics_of_one_class_only_are_null_with_a_reason():
+    import json
+
+    m = detection_metrics(np.zeros(4), np.arange(4.0), 1.5)
+    assert m["auroc"] is None and "only normal" in m["undefined_because"]
+    json.dumps(m, allow_nan=False)  # valid JSON: no NaN token
+
+
+def test_device_reductions_of_every_kind():
+    from edge.scoring import SCORE_KINDS, compute
+
+    assert set(SCORE_KINDS) == {"mse", "mae", "ssim", "elbo", "nap"}
+    x = np.zeros((2, 8, 8, 1))
+    rec = np.full((2, 8, 8, 1), 0.5)
+    np.testing.assert_allclose(compute("mse", x, {"reconstruction": rec}), [0.25, 0.25])
+    # ELBO at z_mean = 0, log variance 0: KL is 0, so the score is the sum of squares / D.
+    out = {"reconstruction": rec, "z_mean": np.zeros((2, 3)), "z_log_var": np.zeros((2, 3))}
+    np.testing.assert_allclose(compute("elbo", x, out), [0.25, 0.25])
+    np.testing.assert_allclose(compute("nap", x, {"whitened": np.array([[3.0, 4.0], [0.0, 1.0]])}), [25.0, 1.0])
+    with pytest.raises(UserError, match="needs the model outputs"):
+        compute("nap", x, {"reconstruction": rec})
+    with pytest.raises(UserError, match="unknown score kind"):
+        compute("psnr", x, {"reconstruction": rec})

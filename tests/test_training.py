@@ -1,4 +1,4 @@
-"""Training, resume, evaluation and the CLI of issue 4, on the real Fashion-MNIST."""
+"""Training runs, resume, the step budget, the training checks, evaluation and their CLI, on the real Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def trouser_run(fashion_mnist_ready, tmp_path_factory):
     """A short real run through the CLI: conv_ae, class 1 (trouser), 3 epochs."""
     out = tmp_path_factory.mktemp("runs") / "trouser"
     code = main(["train", "--model", "conv_ae", "--dataset", "fashion_mnist", "--normal-class", "1",
-                 "--epochs", "3", "--seed", "0", "--quiet", "--out", str(out)])
+                 "--epochs", "3", "--patience", "2", "--seed", "0", "--quiet", "--out", str(out)])
     assert code == 0
     return out
 
@@ -48,79 +48,88 @@ def test_short_run_beats_0_9_and_writes_every_file(trouser_run):
     assert list((trouser_run / "logs" / "train").glob("events.out.tfevents.*"))
     assert list((trouser_run / "logs" / "validation").glob("events.out.tfevents.*"))
     assert not (trouser_run / "backup").exists()  # removed once the run is finished
+    assert (trouser_run / "score.npz").is_file()  # conv_ae scores with nap by default: its fitted whitening
     metrics = json.loads((trouser_run / "metrics.json").read_text())
-    assert metrics["model"]["auroc"] > 0.9
-    assert metrics["pca"]["auroc"] > 0.9 and metrics["pca"]["n_components"] > 1
+    assert metrics["model"]["auroc"] > 0.9 and metrics["score"] == "nap"
+    assert metrics["pca"]["auroc"] > 0.9 and metrics["pca"]["n_components"] > 1 and metrics["knn"]["auroc"] > 0.9
+    assert 0 <= metrics["model"]["recall_at_fpr"]["0.05"]["recall"] <= 1
     assert {r["name"] for r in metrics["model"]["per_class"]} >= {"Trouser", "Shirt"}
+    assert set(metrics["checks"]) >= {"val_mse", "pca_val_mse", "better_than_pca", "warnings"}
     thr = json.loads((trouser_run / "threshold.json").read_text())
-    assert thr["score"] == "mse" and thr["method"] == "percentile" and thr["value"] > 0
+    assert thr["score"] == "nap" and thr["method"] == "percentile" and thr["value"] > 0
     # The threshold is calibrated on normal data only: about 1% of normal test images exceed it.
     assert metrics["model"]["fpr"] < 0.05
     hist = json.loads((trouser_run / "history.json").read_text())
-    assert hist["epoch"] == [0, 1, 2] and len(hist["val_loss"]) == 3 and hist["images_per_second"] > 0
+    # min_steps (1000) raises 3 epochs of 43 steps to 24: recorded with the reason.
+    assert hist["budget"]["max_epochs"] == 24 and "min_steps" in hist["budget"]["reason"]
+    assert len(hist["val_loss"]) == hist["epochs_run"] and hist["images_per_second"] > 0
 
 
 def test_config_round_trip_and_load_run(trouser_run):
     from training import TrainConfig, load_run
 
-    model, config, thr = load_run(trouser_run)
+    detector, config = load_run(trouser_run)
     assert config == TrainConfig.from_json(config.to_json())
-    assert (config.model, config.normal_class, config.epochs, config.seed) == ("conv_ae", 1, 3, 0)
-    assert model.name == "conv_ae"
-    assert thr["value"] == json.loads((trouser_run / "threshold.json").read_text())["value"]
+    assert (config.model, config.normal_class, config.epochs, config.seed, config.score) == ("conv_ae", 1, 3, 0, "nap")
+    assert detector.model_.name == "conv_ae"
+    assert detector.threshold_ == json.loads((trouser_run / "threshold.json").read_text())["value"]
 
 
 def test_evaluate_reproduces_the_run(trouser_run, tmp_path, capsys):
-    assert main(["evaluate", str(trouser_run), "--dataset", "fashion_mnist", "--normal-class", "1",
-                 "--out", str(tmp_path), "--no-plots"]) == 0
+    assert main(["evaluate", str(trouser_run), "--out", str(tmp_path), "--no-plots"]) == 0
     assert "AUROC" in capsys.readouterr().out
     trained = json.loads((trouser_run / "metrics.json").read_text())
     evaluated = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("auroc", "auprc", "precision", "recall", "f1", "fpr", "threshold"):
         assert evaluated["model"][key] == pytest.approx(trained["model"][key], abs=1e-6), key
-    assert evaluated["pca"]["auroc"] == pytest.approx(trained["pca"]["auroc"], abs=1e-6)
+    for baseline in ("pca", "knn"):
+        assert evaluated[baseline]["auroc"] == pytest.approx(trained[baseline]["auroc"], abs=1e-6)
 
 
-def test_evaluate_a_keras_file(trouser_run, trouser_split, tmp_path):
+def test_evaluate_a_keras_file_fits_its_score_on_normal_data(trouser_run, trouser_split, tmp_path):
     from training import evaluate_path
 
-    report = evaluate_path(trouser_run / "model.keras", normal_class=1, out=tmp_path, split=trouser_split,
-                           plots=False, verbose=False)
-    trained = json.loads((trouser_run / "metrics.json").read_text())
-    assert report["model"]["auroc"] == pytest.approx(trained["model"]["auroc"], abs=1e-6)
+    with pytest.warns(UserWarning, match="no stored score"):
+        report = evaluate_path(trouser_run / "model.keras", normal_class=1, score_kind="mse", out=tmp_path,
+                               split=trouser_split, plots=False, verbose=False)
+    assert report["score"] == "mse" and report["model"]["auroc"] > 0.9
 
 
-def test_score_kinds_on_a_model(trouser_run, trouser_split):
-    from training import load_run, score
+def test_every_score_kind_through_the_detector(trouser_run, trouser_split):
+    from training import AutoencoderDetector, load_run
     from zoo.errors import UserError
 
-    model, _, _ = load_run(trouser_run)
+    detector, _ = load_run(trouser_run)
     x = trouser_split.x_test[:16]
-    for kind in ("mse", "mae", "ssim"):
-        s = score(model, x, kind, batch_size=5)
-        assert s.shape == (16,) and np.all(np.isfinite(s)) and np.all(s >= 0)
+    for kind in ("mse", "mae", "ssim", "nap"):
+        det = AutoencoderDetector(network=detector.model_, score=kind).calibrate(trouser_split.x_train[:500], trouser_split.x_val)
+        s = det.decision_function(x)
+        assert s.shape == (16,) and np.all(np.isfinite(s)) and np.all(s >= 0) and det.threshold_ > 0
     with pytest.raises(UserError, match="variational"):
-        score(model, x, "elbo")
+        AutoencoderDetector(network=detector.model_, score="elbo").calibrate(trouser_split.x_train[:100], trouser_split.x_val)
 
 
-def test_elbo_score_of_a_vae(fashion_mnist_ready):
+def test_elbo_score_of_a_vae_matches_zoo_negative_elbo():
     import zoo
-    from training import score
+    from training import AutoencoderDetector
 
-    if "conv_vae" not in zoo.list_models():
-        pytest.skip("no conv_vae in the zoo")
+    model = zoo.build("conv_vae")
     x = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
-    s = score(zoo.build("conv_vae"), x, "elbo", batch_size=3)
-    assert s.shape == (8,) and np.all(np.isfinite(s))
+    det = AutoencoderDetector(network=model, score="elbo").calibrate(x, x)
+    np.testing.assert_allclose(det.decision_function(x), zoo.negative_elbo(model, x), rtol=1e-5)
 
 
 class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(small_trouser, tmp_path, monkeypatch):
+    from zoo.errors import UserError
+
     from zoo.keras import keras
-    from training import fit
+    from training import fit, trainer
+    from training.config import TrainConfig
 
     monkeypatch.setattr(fit, "BACKUP_EVERY_BATCHES", 4)  # 10 batches per epoch: backups after batches 4 and 8
 
@@ -144,42 +153,43 @@ def test_resume_continues_from_the_checkpoint(small_trouser, tmp_path, monkeypat
             if self.first_batch is None:
                 self.first_batch = batch
 
-    cfg = fit.TrainConfig(model="conv_ae", normal_class=1, epochs=4, batch_size=128, seed=0)
+    cfg = TrainConfig(model="conv_ae", score="mse", normal_class=1, epochs=4, min_steps=0, batch_size=128, seed=0)
     out = tmp_path / "run"
     with pytest.raises(_Interrupt):
-        fit.train(cfg, out=out, split=small_trouser, callbacks=[Crash()], verbose=0, plots=False)
-    assert (out / "backup").is_dir() and not (out / "model.keras").exists()
+        trainer.train(cfg, out=out, split=small_trouser, callbacks=[Crash()], verbose=0, plots=False)
+    assert (out / "backup").is_dir() and not (out / "model.keras").exists() and not (out / ".lock").exists()
+    with pytest.raises(UserError, match="only epochs may change"):
+        trainer.train(out=out, resume=True, lr=0.5, split=small_trouser, verbose=0)
     seen = Seen()
-    resumed = fit.train(out=out, resume=True, split=small_trouser, callbacks=[seen], verbose=0, plots=False)
+    resumed = trainer.train(out=out, resume=True, split=small_trouser, callbacks=[seen], verbose=0, plots=False)
     assert seen.epochs == [1, 2, 3]  # the epoch counter continues
     assert seen.first_batch == 8  # inside epoch 2, after the last backed-up batch
     assert resumed.history["epoch"] == [0, 1, 2, 3]
     assert resumed.history["val_loss"][-1] < resumed.history["val_loss"][0]
 
-    plain = fit.train(cfg, out=tmp_path / "plain", split=small_trouser, verbose=0, plots=False)
+    plain = trainer.train(cfg, out=tmp_path / "plain", split=small_trouser, verbose=0, plots=False)
     assert resumed.metrics["model"]["auroc"] == pytest.approx(plain.metrics["model"]["auroc"], abs=0.03)
     assert resumed.history["val_loss"][-1] == pytest.approx(plain.history["val_loss"][-1], rel=0.15)
 
-    again = fit.train(cfg, out=tmp_path / "again", split=small_trouser, verbose=0, plots=False)
+    again = trainer.train(cfg, out=tmp_path / "again", split=small_trouser, verbose=0, plots=False)
     assert again.metrics["model"]["auroc"] == pytest.approx(plain.metrics["model"]["auroc"], abs=0.005)
 
-    from zoo.errors import UserError
-
     with pytest.raises(UserError, match="already finished"):
-        fit.train(out=out, resume=True, split=small_trouser, verbose=0)
+        trainer.train(out=out, resume=True, split=small_trouser, verbose=0)
     with pytest.raises(UserError, match="already holds a run"):
-        fit.train(cfg, out=out, split=small_trouser, verbose=0)
+        trainer.train(cfg, out=out, split=small_trouser, verbose=0)
 
 
+@pytest.mark.slow
 def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path):
     from training import train_all
 
-    summary = train_all(model="conv_ae", epochs=1, out=tmp_path, classes=[1, 8], plots=False)
+    summary = train_all(model="dense_ae", epochs=1, min_steps=0, out=tmp_path, classes=[1, 8], plots=False)
     assert [r["class"] for r in summary["classes"]] == [1, 8]
-    assert 0.5 < summary["mean_auroc"] <= 1 and summary["min_auroc"] <= summary["mean_auroc"]
-    assert all(r["images_per_second"] > 0 and r["pca_auroc"] > 0.5 for r in summary["classes"])
+    assert 0.5 < summary["model_mean_auroc"] <= 1 and summary["model_min_auroc"] <= summary["model_mean_auroc"]
+    assert all(r["images_per_second"] > 0 and r["pca_auroc"] > 0.5 and r["knn_auroc"] > 0.5 for r in summary["classes"])
     md = (tmp_path / "summary.md").read_text()
-    assert "| 8 | Bag |" in md and "**mean**" in md and "PCA AUROC" in md
+    assert "| 8 | Bag |" in md and "**mean**" in md and "kNN AUROC" in md
     assert json.loads((tmp_path / "summary.json").read_text())["classes"][1]["name"] == "Bag"
     assert (tmp_path / "class_1" / "model.keras").is_file()
 
@@ -187,7 +197,7 @@ def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--model", "conv_aee", "--out", "{tmp}/a"], "unknown model"),
+        (["train", "--model", "conv_aee", "--out", "{tmp}/a"], "Unknown model"),
         (["train", "--normal-class", "12", "--out", "{tmp}/a"], "0..9"),
         (["train", "--normal-class", "shirt", "--out", "{tmp}/a"], "a comma-separated list"),
         (["train", "--dataset", "imagenet42", "--out", "{tmp}/a"], "imagenet42"),
@@ -197,6 +207,11 @@ def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path):
         (["train", "--resume", "--out", "{tmp}/nothing"], "config.json"),
         (["evaluate", "{tmp}/nothing"], "expected an existing run folder"),
         (["evaluate", "{tmp}/broken"], "missing model.keras"),
+        (["train", "--model", "dense_ae", "--score", "elbo", "--epochs", "1", "--out", "{tmp}/elbo"], "variational"),
+        (["train", "--score-option", "pool=huge", "--out", "{tmp}/a"], "pool must be one of"),
+        (["train", "--score-option", "colour=1", "--out", "{tmp}/a"], "has no option"),
+        (["train", "--param", "latnt_dim=3", "--out", "{tmp}/a"], "Did you mean 'latent_dim'"),
+        (["train", "--out", "{tmp}/afile"], "is a file"),
         (["evaluate", "{tmp}/broken", "--normal-class", "x"], "--normal-class"),
     ],
 )
@@ -204,6 +219,8 @@ def test_bad_input_exits_2_without_traceback(argv, message, tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model": "conv_ae"}))
+    (tmp_path / "afile").write_text("mine")
+    before = sorted(p.name for p in tmp_path.iterdir())
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
         code = main(argv)
@@ -213,22 +230,22 @@ def test_bad_input_exits_2_without_traceback(argv, message, tmp_path, capsys):
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a refused command left something behind"
 
 
 def test_evaluate_a_tflite_bundle(trouser_run, trouser_split, tmp_path):
-    from edge.convert import export_run
     from training import evaluate_path
+    from training.convert import export_run
 
     export_run(trouser_run, tmp_path / "bundle", quant="float32")
-    report = evaluate_path(tmp_path / "bundle", normal_class=1, out=tmp_path / "eval", split=trouser_split,
-                           plots=False, verbose=False)
+    report = evaluate_path(tmp_path / "bundle", out=tmp_path / "eval", split=trouser_split, plots=False, verbose=False)
     trained = json.loads((trouser_run / "metrics.json").read_text())
     assert report["model"]["auroc"] == pytest.approx(trained["model"]["auroc"], abs=0.002)
 
 
 def test_evaluate_refuses_an_all_classes_run(tmp_path, capsys):
     import zoo
-    from training.fit import TrainConfig
+    from training.config import TrainConfig
 
     run = tmp_path / "allclasses"
     run.mkdir()
@@ -238,3 +255,97 @@ def test_evaluate_refuses_an_all_classes_run(tmp_path, capsys):
     assert main(["evaluate", str(run), "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert "trained on all classes" in err and "Traceback" not in err
+
+
+def test_budget_adapts_to_the_data():
+    from training.config import DetectorConfig
+    from training.fit import budget
+
+    small = budget(DetectorConfig(epochs=30, batch_size=128, min_steps=1000, patience=5), 100)
+    assert small.batch_size == 100 and small.steps_per_epoch == 1 and small.epochs == 1000 and small.patience == 100
+    assert "batch 128 > 100" in small.reason and "min_steps" in small.reason
+    big = budget(DetectorConfig(epochs=30, batch_size=128, min_steps=1000, patience=5), 5400)
+    assert (big.batch_size, big.steps_per_epoch, big.epochs, big.patience) == (128, 43, 30, 5)
+
+
+def test_training_checks_say_when_pca_reconstructs_better(small_trouser):
+    from training.baselines import PCABaseline
+    from training.detector import AutoencoderDetector
+    from training.evaluate import training_checks
+
+    untrained = AutoencoderDetector(model="dense_ae", score="mse", epochs=1, min_steps=0, batch_size=1024)
+    untrained.fit(small_trouser.x_train[:1024], small_trouser.x_val)
+    pca = PCABaseline().fit(small_trouser.x_train, small_trouser.x_val)
+    checks = training_checks(untrained, pca, small_trouser, {"still_improving": True, "epochs_run": 1, "steps_run": 1})
+    assert checks["better_than_pca"] is False and checks["val_mse"] > checks["pca_val_mse"]
+    assert any("worse than PCA" in w for w in checks["warnings"]) and any("still falling" in w for w in checks["warnings"])
+    trained = AutoencoderDetector(model="dense_ae", score="mse", epochs=15, min_steps=600)
+    trained.fit(small_trouser.x_train, small_trouser.x_val)
+    weak_pca = PCABaseline(variance=0.3).fit(small_trouser.x_train, small_trouser.x_val)
+    quiet = training_checks(trained, weak_pca, small_trouser, trained.history_)
+    assert quiet["better_than_pca"] is True and not any("PCA" in w for w in quiet["warnings"])
+
+
+def test_a_locked_run_folder_refuses_a_second_writer(tmp_path):
+    import os
+
+    from training.runs import Run
+    from zoo.errors import UserError
+
+    run = Run(tmp_path / "r")
+    with run.lock():
+        with pytest.raises(UserError, match=f"PID {os.getpid()}"):
+            with Run(tmp_path / "r").lock():
+                pass
+    (tmp_path / "r" / ".lock").write_text("999999999")  # a lock whose process is gone: stale, taken over
+    with run.lock():
+        assert (tmp_path / "r" / ".lock").read_text() == str(os.getpid())
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_two_trainings_into_one_folder_the_second_refuses(fashion_mnist_ready, tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "r"
+    first = subprocess.Popen([sys.executable, "-m", "training.cli", "train", "--model", "dense_ae", "--normal-class", "1",
+                              "--epochs", "40", "--min-steps", "0", "--no-plots", "--quiet", "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if (out / ".lock").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (out / ".lock").exists(), first.stderr.read() if first.poll() is not None else "no lock taken"
+        for extra in ([], ["--resume"]):
+            code = main(["train", "--model", "dense_ae", "--normal-class", "1", "--epochs", "1", "--out", str(out), *extra])
+            assert code == 2
+            assert "being written by another aezoo process" in capsys.readouterr().err
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_cli_exit_codes_for_ctrl_c_and_a_missing_package(monkeypatch, capsys):
+    from training.cli import main as cli_main
+    from training.cli import data as data_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def missing(args):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    def bug(args):
+        raise TypeError("unexpected")
+
+    for fn, code, text in ((interrupted, 130, "interrupted"), (missing, 2, "needs the package 'tensorflow'"),
+                           (bug, 1, "internal error (a bug")):
+        monkeypatch.setattr(data_cli, "_info", fn)
+        assert cli_main(["data", "info", "fashion_mnist"]) == code
+        err = capsys.readouterr().err
+        assert text in err and "Traceback" not in err
+    monkeypatch.setenv("AEZOO_DEBUG", "1")
+    assert cli_main(["data", "info", "fashion_mnist"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -54,34 +54,17 @@ def make_data(shape: tuple[int, ...], n: int = 64, seed: int = SEED) -> np.ndarr
 
 
 def to_int8(model, representative: np.ndarray) -> bytes:
-    """Full-integer int8 TFLite (int8 in/out). Local until edge.convert is unified (lead)."""
-    from zoo.keras import tf
+    """Full-integer int8 TFLite through the project's one converter."""
+    from training.convert import to_tflite
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([r[None]] for r in representative)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
+    return to_tflite(model, "int8", representative)
 
 
 def run_int8(flatbuffer: bytes, x: np.ndarray) -> np.ndarray:
     """Run an int8 model with LiteRT on float images; return dequantized outputs."""
-    from ai_edge_litert.interpreter import Interpreter
+    from training.convert import run_tflite
 
-    interp = Interpreter(model_content=flatbuffer, num_threads=1)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    (s_in, z_in), (s_out, z_out) = inp["quantization"], out["quantization"]
-    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
-    results = []
-    for img in x:
-        q = np.clip(np.round(img / s_in + z_in), -128, 127).astype(np.int8)
-        interp.set_tensor(inp["index"], q[None])
-        interp.invoke()
-        results.append((interp.get_tensor(out["index"])[0].astype(np.float32) - z_out) * s_out)
-    return np.stack(results)
+    return run_tflite(flatbuffer, x)[0]
 
 
 _TRAINED: dict = {}
@@ -102,7 +85,6 @@ def trained(name: str, shape: tuple[int, ...]):
     return _TRAINED[key]
 
 
-# ---------------------------------------------------------------- every variant
 @pytest.mark.parametrize("name, shape", CASES)
 def test_builds_flat_model_with_stable_names(name, shape):
     from zoo.keras import keras
@@ -156,7 +138,7 @@ def test_qat_and_int8_tflite(name, shape):
         assert np.isfinite(qat.fit(x, x, batch_size=16, epochs=1, verbose=0).history["loss"][-1])
         flatbuffers["ptq"] = to_int8(model, x[:16])
         # `aezoo models` estimates this size without converting.
-        from zoo.commands import int8_size_estimate
+        from zoo.registry import int8_size_estimate
 
         assert abs(int8_size_estimate(model) - len(flatbuffers["ptq"])) < 0.05 * len(flatbuffers["ptq"])
     flatbuffers["qat"] = to_int8(qat, x[:16])
@@ -282,16 +264,16 @@ def test_corruption_only_in_training(corruption):
 # ---------------------------------------------------------------- package surface
 def test_import_is_tensorflow_free():
     code = (
-        "import sys, zoo, zoo.errors, zoo.commands, zoo.cli; zoo.cli.build_parser(); "
+        "import sys, zoo, zoo.errors, training.cli; training.cli.build_parser(); "
         "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules, 'TensorFlow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_models_command_lists_every_variant(capsys):
-    import zoo.cli
+    import training.cli
 
-    assert zoo.cli.main(["models"]) == 0
+    assert training.cli.main(["models"]) == 0
     out = capsys.readouterr().out
     assert "estimated" in out.splitlines()[0]
     for name in zoo.list_models():

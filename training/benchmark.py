@@ -198,7 +198,7 @@ def compare_scores(models: Sequence[str], scores: Sequence[str], *, dataset: str
             row = {"model": name, "class": k}
             for kind in scores:
                 # The threshold does not enter an AUROC: calibrated on a few training images, it costs nothing.
-                det = AutoencoderDetector(model=model, score=kind).calibrate(x_train, x_train[:256])
+                det = AutoencoderDetector(network=model, score=kind).calibrate(x_train, x_train[:256])
                 row[kind] = float(roc_auc_score(y_dev, det.decision_function(x_dev)))
             rows.append(row)
     means = {m: {s: float(np.mean([r[s] for r in rows if r["model"] == m])) for s in scores} for m in models}

@@ -393,7 +393,7 @@ def optimize_run(run: str | os.PathLike, config: CompressConfig, *, out: str | o
         raise UserError(f"{out} already exists; choose another --out or delete it. Received: --out {out}")
     split = split if split is not None else data.one_class_split(train_config.data_source(), train_config.normal_class)
     compressed, stats = compress(detector.model_, split.x_train, split.x_val, config, verbose=verbose)
-    result = AutoencoderDetector(train_config, model=compressed).calibrate(split.x_train, split.x_val)
+    result = AutoencoderDetector(train_config, network=compressed).calibrate(split.x_train, split.x_val)
     source_metrics = source.file(runs.METRICS)
     source_auroc = runs.read_json(source_metrics, "metrics")["model"]["auroc"] if source_metrics.is_file() else None
     compression = {"config": config.to_dict(), "source_run": str(source.path.resolve()),

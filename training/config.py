@@ -26,7 +26,7 @@ class DetectorConfig(Config):
         lr: Adam learning rate.
         patience: epochs without normal-validation improvement before stopping.
         score: a score kind (``training.scores.score_kinds()``: "mse", "mae", "ssim", "elbo", "nap"), or
-            "auto" for the variant's own default (``zoo.model_info(model).score``), resolved on creation.
+            "auto" for the variant's own default (``zoo.model_info(model).score``; see :meth:`resolved`).
         score_options: the kind's options (e.g. ``{"pool": "gap"}`` for "nap").
         threshold_method: "percentile", "mean_std" or "best_f1" (``training.threshold``).
         percentile: percentile for "percentile".
@@ -49,11 +49,11 @@ class DetectorConfig(Config):
     k: float = 3.0
     deterministic: bool = True
 
-    def __post_init__(self) -> None:
-        if self.score == "auto" and isinstance(self.model, str):
-            import zoo
+    def resolved(self) -> "DetectorConfig":
+        """A copy whose ``score`` "auto" is replaced by the variant's own default score."""
+        import zoo
 
-            self.score = zoo.model_info(self.model).score
+        return self.replace(score=zoo.model_info(self.model).score) if self.score == "auto" else self
 
     def validate(self) -> "DetectorConfig":
         """Check every field (model name, numbers, score, threshold); raise UserError quoting the bad value."""
@@ -68,8 +68,9 @@ class DetectorConfig(Config):
         for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("seed", 0), ("min_steps", 0)):
             check_int(self, name, low)
         check_number(self, "lr", 0.0, 10.0)
-        check_choice(self, "score", score_kinds())
-        make_score(self.score, self.score_options)  # options checked now, not after training
+        check_choice(self, "score", ("auto", *score_kinds()))
+        if self.score != "auto":
+            make_score(self.score, self.score_options)  # options checked now, not after training
         check_choice(self, "threshold_method", THRESHOLD_METHODS)
         check_number(self, "percentile", 0.0, 100.0)
         check_number(self, "k", 0.0)

@@ -280,19 +280,25 @@ def _folder_labels(source: Source) -> list[str]:
     return labels
 
 
-@functools.lru_cache(maxsize=16)
 def _load_folder(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
-    from edge.inputs import IMAGE_MODES, decode_image
-
     root = source.path / split
     if not root.is_dir():
         have = sorted(p.name for p in source.path.iterdir() if p.is_dir() and _visible(p))
         raise UserError(f"{source.path} has no {split!r} split. Received splits: {have}")
     labels = _folder_labels(source)
-    files = [(f, i) for i, label in enumerate(labels) if (root / label).is_dir()
-             for f in sorted((root / label).iterdir()) if f.is_file() and _visible(f)]
+    files = tuple((f, i) for i, label in enumerate(labels) if (root / label).is_dir()
+                  for f in sorted((root / label).iterdir()) if f.is_file() and _visible(f))
     if not files:
         raise UserError(f"{root} has no image files in its class folders {labels}")
+    # The files' sizes and times are part of the cache key: an edited folder is read again.
+    return _decode_folder(source, root, files, tuple((f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files))
+
+
+@functools.lru_cache(maxsize=16)
+def _decode_folder(source: Source, root: Path, files: tuple, stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from edge.inputs import IMAGE_MODES, decode_image
+
+    del stamps  # only the cache key
     mode = IMAGE_MODES[source.color_mode] if source.color_mode else _folder_mode(files)
     size = tuple(source.image_size) if source.image_size else None
     images = [decode_image(f, mode, size) for f, _ in files]
@@ -308,7 +314,7 @@ def _load_folder(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray([i for _, i in files], np.int64)
 
 
-def _folder_mode(files: list[tuple[Path, int]]) -> str:
+def _folder_mode(files: tuple[tuple[Path, int], ...]) -> str:
     """"L" when every image is grayscale, else "RGB" (read from the headers only)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -326,12 +332,19 @@ def _folder_mode(files: list[tuple[Path, int]]) -> str:
 # -- feature vectors ------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
 def _load_vectors(path: str, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     """(features float32 (N, F), labels int64): every row is class 0 when the file has no labels."""
+    p = Path(path).expanduser()
+    stat = p.stat()
+    return _read_vectors(str(p), label_column, (stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_vectors(path: str, label_column: str, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
     from edge.inputs import read_csv
 
-    p = Path(path).expanduser()
+    del stamp  # only the cache key
+    p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
         _, _, names = read_csv(p)

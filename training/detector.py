@@ -38,9 +38,10 @@ class AutoencoderDetector:
 
     Args:
         config: the :class:`DetectorConfig` (defaults to ``DetectorConfig()``); keyword
-            ``overrides`` replace its fields.
-        model: an already trained Keras model to wrap (``calibrate`` then fits only the
-            score and threshold). Defaults to None (``fit`` builds and trains one).
+            ``overrides`` replace its fields (``model`` names the zoo variant).
+        network: an already trained Keras autoencoder to wrap (``calibrate`` then fits only
+            the score and threshold; its name is the variant's when it is a zoo model).
+            Defaults to None (``fit`` builds and trains one).
 
     Attributes (after ``fit``/``calibrate``):
         model_: the Keras autoencoder. score_: the fitted :class:`training.scores.Score`.
@@ -48,11 +49,15 @@ class AutoencoderDetector:
         history_: the training history (``fit`` only).
     """
 
-    def __init__(self, config: DetectorConfig | None = None, *, model: Any = None, **overrides: Any):
+    def __init__(self, config: DetectorConfig | None = None, *, network: Any = None, **overrides: Any):
+        import zoo
+
         if config is not None and not isinstance(config, DetectorConfig):
             raise UserError(f"config must be a DetectorConfig. Received: {type(config).__name__}")
-        self.config = (config or DetectorConfig()).replace(**overrides) if overrides else (config or DetectorConfig()).validate()
-        self.model_ = model
+        if network is not None and config is None and "model" not in overrides and network.name in zoo.list_models():
+            overrides["model"] = network.name
+        self.config = (config or DetectorConfig()).replace(**overrides).resolved()
+        self.model_ = network
         self._graph = None
 
     def __repr__(self) -> str:
@@ -78,7 +83,7 @@ class AutoencoderDetector:
     def calibrate(self, x_train: np.ndarray, x_val: np.ndarray) -> "AutoencoderDetector":
         """Fit the score's parameters on normal ``x_train`` and the threshold on normal ``x_val``."""
         if self.model_ is None:
-            raise UserError("calibrate needs a trained network: call fit(x_train, x_val) or pass model=...")
+            raise UserError("calibrate needs a trained network: call fit(x_train, x_val) or pass network=...")
         x_train, x_val = _images(x_train, "x_train"), _images(x_val, "x_val")
         self.score_ = make_score(self.config.score, self.config.score_options).fit(self.model_, x_train)
         self._graph = None
@@ -170,7 +175,7 @@ class AutoencoderDetector:
             config = DetectorConfig.from_run_config(_read_json(path / "config.json")) \
                 if (path / "config.json").is_file() else DetectorConfig()
         record = _read_json(path / THRESHOLD_FILE)
-        det = cls(config, model=zoo.load_model(path / MODEL_FILE))
+        det = cls(config, network=zoo.load_model(path / MODEL_FILE))
         det.score_ = make_score(record.get("score", config.score), record.get("score_options", config.score_options))
         det.score_.load_state(path / SCORE_STATE_FILE)
         det.threshold_record_ = {k: v for k, v in record.items() if not k.startswith("score")}

@@ -153,7 +153,7 @@ def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, 
     if target.is_file() and target.suffix == ".keras":
         from training.detector import AutoencoderDetector
 
-        detector = AutoencoderDetector(model=_load_keras(target), score=score_kind or "mse")
+        detector = AutoencoderDetector(network=_load_keras(target), score=score_kind or "mse")
         return detector, {}, target.stem, target.with_name(target.stem + "-evaluation")
     raise UserError("expected a run folder (with config.json), a .keras model file or a detector bundle directory "
                     f"(with model.tflite and detector.json). Received: {target}")

@@ -95,7 +95,7 @@ def _quantize(detector: Any, split: Any, settings: EntrySettings, verbose: Any) 
     qat_config = CompressConfig(method="qat", epochs=settings.qat_epochs, seed=settings.seed,
                                 batch_size=detector.config.batch_size)
     qat, _ = compress(detector.model_, split.x_train, split.x_val, qat_config, verbose=verbose)
-    return AutoencoderDetector(detector.config, model=qat).calibrate(split.x_train, split.x_val), qat_config.to_dict()
+    return AutoencoderDetector(detector.config, network=qat).calibrate(split.x_train, split.x_val), qat_config.to_dict()
 
 
 def _speed(bundle: Path, split: Any) -> dict:
@@ -132,7 +132,7 @@ def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | P
     key = pretrained.entry_key(model_name, dataset, normal_class)
     run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUNS / key
     config = TrainConfig(model=model_name, dataset=dataset, normal_class=int(normal_class), seed=settings.seed,
-                         epochs=settings.epochs, patience=settings.patience, score=settings.score).validate()
+                         epochs=settings.epochs, patience=settings.patience, score=settings.score).validate().resolved()
     split = split if split is not None else data.one_class_split(dataset, normal_class)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()

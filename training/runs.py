@@ -120,6 +120,13 @@ class Run:
         """Record in state.json that everything is written (the last step of a run)."""
         write_json(self.file(STATE), {**self.state(), "finished": True})
 
+    def check_unlocked(self) -> None:
+        """Raise UserError when another live process holds the run's lock."""
+        owner = _lock_owner(self.file(LOCK))
+        if owner is not None and owner != os.getpid() and _alive(owner):
+            raise UserError(f"{self.path} is being written by another aezoo process (PID {owner}); "
+                            "wait for it to finish or choose another --out")
+
     @contextlib.contextmanager
     def lock(self) -> Iterator["Run"]:
         """Hold the run's exclusive lock (a ``.lock`` file with our PID) while writing it.

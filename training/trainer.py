@@ -50,11 +50,11 @@ def _config(config: TrainConfig | None, overrides: dict, run: runs.Run, resume: 
     if config is not None and not isinstance(config, TrainConfig):
         raise UserError(f"config must be a TrainConfig (or pass keyword arguments). Received: {type(config).__name__}")
     if not resume:
-        return (config or TrainConfig()).replace(**overrides)
+        return (config or TrainConfig()).replace(**overrides).resolved()
     if not run.exists():
         raise UserError(f"--resume needs an existing run folder with config.json. Received: {run.path}")
     saved = run.train_config()
-    given = (config or saved).replace(**overrides)
+    given = (config or saved).replace(**overrides).resolved()
     if dataclasses.replace(given, epochs=saved.epochs) != saved:
         changed = {k: (v, given.to_dict()[k]) for k, v in saved.to_dict().items() if v != given.to_dict()[k] and k != "epochs"}
         raise UserError(f"a resumed run keeps the config saved in {run.file(runs.CONFIG)} (only epochs may change). "
@@ -104,6 +104,7 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         callbacks: extra Keras callbacks. verbose: Keras ``fit`` verbosity. plots: draw the PNGs.
     """
     run = runs.Run(out if out is not None else tempfile.mkdtemp(prefix="aezoo-run-"))
+    run.check_unlocked()
     config = _config(config, overrides, run, resume)
     if not resume:
         _check_new_run(run)
@@ -122,6 +123,8 @@ def _train_locked(run: runs.Run, config: TrainConfig, split: Any, *, resume: boo
         run.write(runs.CONFIG, {**config.to_dict(), "preprocessing": getattr(split, "preprocessing", {})})
     detector = AutoencoderDetector(config).fit(split.x_train, split.x_val, callbacks=callbacks, verbose=verbose,
                                                state_dir=run.path)
+    if config.all_classes:  # its hold-out is a tenth of every class, not of a normal class
+        detector.threshold_record_["calibrated_on"] = "validation images of every class"
     detector.save(run.path)
     history = detector.history_
     run.write(runs.HISTORY, history)
@@ -165,7 +168,7 @@ def train_all(config: TrainConfig | None = None, *, out: str | Path, classes: Se
 
     from training import data
 
-    config = (config or TrainConfig()).replace(**overrides)
+    config = (config or TrainConfig()).replace(**overrides).resolved()
     if config.all_classes:
         raise UserError("train_all trains one model per normal class; all_classes=True trains one model in total: "
                         "use train(). Received: all_classes=True")

@@ -10,7 +10,7 @@ from zoo.models import common
 from zoo.registry import register_model
 
 
-@register_model(score="nap")
+@register_model
 def sparse_ae(
     input_shape: tuple[int, ...] = (28, 28, 1),
     latent_dim: int = 32,
