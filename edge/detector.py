@@ -16,6 +16,7 @@ import numpy as np
 from edge import bundle as _bundle
 from edge.scoring import SCORE_KINDS, compute, get_kind
 from zoo.errors import UserError
+from zoo.quiet import native_stderr_silenced
 
 # Batches larger than this are scored in chunks, so memory stays bounded.
 MAX_BATCH = 1024
@@ -58,9 +59,10 @@ class Detector:
         reference = spec["model"].get("kernels") == "reference"
         resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if reference else OpResolverType.AUTO
         try:
-            interp = Interpreter(model_content=bytes(model_content), num_threads=num_threads,
-                                 experimental_op_resolver_type=resolver)
-            interp.allocate_tensors()
+            with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on stderr
+                interp = Interpreter(model_content=bytes(model_content), num_threads=num_threads,
+                                     experimental_op_resolver_type=resolver)
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"the model is not a valid TFLite flatbuffer (corrupted or truncated?): {exc}") from None
         self.spec = spec

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import UserError
+from zoo.quiet import native_stderr_silenced
 
 _C_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
@@ -50,27 +51,7 @@ def to_c_array(tflite: bytes, *, name: str = "aezoo_model", spec: dict | None = 
         f"#define {macro}_LEN {len(tflite)}u",
     ]
     if spec is not None:
-        from edge.scoring import get_kind
-
-        pre, inp = spec["preprocessing"], spec["input"]
-        shape = [f"#define {macro}_{axis} {int(v)}" for axis, v in zip(("HEIGHT", "WIDTH", "CHANNELS"), inp["shape"])] \
-            if pre["kind"] == "image" else [f"#define {macro}_FEATURES {int(inp['shape'][0])}"]
-        lines += shape + [
-            f"#define {macro}_INPUT_SCALE {float(inp['scale']):.9g}f",
-            f"#define {macro}_INPUT_ZERO_POINT ({int(inp['zero_point'])})",
-        ]
-        for k, out in enumerate(spec["outputs"]):
-            label = re.sub(r"[^A-Z0-9]", "_", out["name"].upper())
-            lines += [f"/* output {k}: {out['name']}, shape {out['shape']} */",
-                      f"#define {macro}_{label}_OUTPUT_INDEX {k}",
-                      f"#define {macro}_{label}_SCALE {float(out['scale']):.9g}f",
-                      f"#define {macro}_{label}_ZERO_POINT ({int(out['zero_point'])})"]
-        lines += [
-            f"/* Score {spec['score']['kind']!r}: {get_kind(spec['score']['kind']).summary} (edge/scoring.py); "
-            "an input is anomalous when it is above the threshold. */",
-            f"#define {macro}_THRESHOLD {float(spec['threshold']['value']):.9g}",
-            f"#define {macro}_SHA256 \"{spec['model']['sha256']}\"",
-        ]
+        lines += _spec_macros(macro, spec)
     lines += [
         "",
         f"extern const unsigned char {name}[];",
@@ -99,6 +80,29 @@ def to_c_array(tflite: bytes, *, name: str = "aezoo_model", spec: dict | None = 
         f"const unsigned int {name}_len = {len(tflite)}u;\n"
     )
     return source, header
+
+
+def _spec_macros(macro: str, spec: dict) -> list[str]:
+    """#define lines for the input shape and quantization, each output, the threshold and the sha256."""
+    from edge.scoring import get_kind
+
+    pre, inp = spec["preprocessing"], spec["input"]
+    lines = [f"#define {macro}_{axis} {int(v)}" for axis, v in zip(("HEIGHT", "WIDTH", "CHANNELS"), inp["shape"])] \
+        if pre["kind"] == "image" else [f"#define {macro}_FEATURES {int(inp['shape'][0])}"]
+    lines += [f"#define {macro}_INPUT_SCALE {float(inp['scale']):.9g}f",
+              f"#define {macro}_INPUT_ZERO_POINT ({int(inp['zero_point'])})"]
+    for k, out in enumerate(spec["outputs"]):
+        label = re.sub(r"[^A-Z0-9]", "_", out["name"].upper())
+        lines += [f"/* output {k}: {out['name']}, shape {out['shape']} */",
+                  f"#define {macro}_{label}_OUTPUT_INDEX {k}",
+                  f"#define {macro}_{label}_SCALE {float(out['scale']):.9g}f",
+                  f"#define {macro}_{label}_ZERO_POINT ({int(out['zero_point'])})"]
+    return lines + [
+        f"/* Score {spec['score']['kind']!r}: {get_kind(spec['score']['kind']).summary} (edge/scoring.py); "
+        "an input is anomalous when it is above the threshold. */",
+        f"#define {macro}_THRESHOLD {float(spec['threshold']['value']):.9g}",
+        f"#define {macro}_SHA256 \"{spec['model']['sha256']}\"",
+    ]
 
 
 @dataclass
@@ -246,7 +250,8 @@ def _litert_outputs(tflite: bytes, inputs: np.ndarray, *, delegates: bool) -> li
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    lite = Interpreter(model_content=tflite, num_threads=1, experimental_op_resolver_type=resolver)
+    with native_stderr_silenced():
+        lite = Interpreter(model_content=tflite, num_threads=1, experimental_op_resolver_type=resolver)
     lite.allocate_tensors()
     in_idx = lite.get_input_details()[0]["index"]
     out_idx = [d["index"] for d in lite.get_output_details()]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,27 +58,14 @@ def tiny_run(small_split, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_run, small_split, tmp_path_factory):
-    """The int8 bundle of :func:`tiny_run` (exported from its detector, threshold on the small split)."""
-    from training import runs
-    from training.convert import export_detector
+def tiny_mse_run(small_split, tmp_path_factory):
+    """A one-epoch conv_ae run folder with the mse score (what compression and reports start from)."""
+    import training
 
-    run, result = tiny_run
-    prov = runs.provenance(result.config.to_dict(), run=run.name, class_names=list(small_split.class_names))
-    return export_detector(result.detector, tmp_path_factory.mktemp("bundle") / "int8", x_train=small_split.x_train,
-                           x_val=small_split.x_val, class_names=list(small_split.class_names), provenance=prov,
-                           preprocessing=small_split.preprocessing, n_representative=200)
-
-
-def blobs(n: int, *, anomalous: bool = False, seed: int = 0, size: int = 28) -> np.ndarray:
-    """Generated 28x28x1 images: a Gaussian blob (normal), plus salt noise (anomalous)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
-    cx, cy = rng.uniform(0.3, 0.7, (2, n, 1, 1))
-    img = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.02)
-    if anomalous:
-        img = np.clip(img + (rng.random((n, size, size)) < 0.1), 0, 1)
-    return img[..., None].astype(np.float32)
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    training.train(model="conv_ae", score="mse", normal_class=0, epochs=1, min_steps=0, split=small_split, out=out,
+                   plots=False, verbose=0)
+    return out
 
 
 def export_model(model, out, *, quant="int8", x_train, x_val, names, fmt="bundle", score="mse", overwrite=False):

@@ -27,17 +27,6 @@ def tiny_model(small_split):
     return model
 
 
-@pytest.fixture(scope="module")
-def tiny_run(small_split, tmp_path_factory):
-    """A one-epoch mse run folder (trained on the small split; its config names fashion_mnist class 0)."""
-    import training
-
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    training.train(model="conv_ae", score="mse", normal_class=0, epochs=1, min_steps=0, split=small_split, out=out,
-                   plots=False, verbose=0)
-    return out
-
-
 def compress(model, split, method, **kw):
     from training.compress import CompressConfig, compress as run
 
@@ -146,20 +135,20 @@ def test_config_validation_quotes_the_value():
 # ---------------------------------------------------------------- the CLI
 
 
-def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_run, tmp_path, capsys):
-    assert main(["optimize", str(tiny_run), "--method", "pqat", "--epochs", "1", "--sparsity", "0.6", "--quiet", "--no-plots"]) == 0
-    out = tiny_run.with_name("tiny-pqat")
+def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_mse_run, tmp_path, capsys):
+    assert main(["optimize", str(tiny_mse_run), "--method", "pqat", "--epochs", "1", "--sparsity", "0.6", "--quiet", "--no-plots"]) == 0
+    out = tiny_mse_run.with_name("tiny-pqat")
     assert "run folder" in capsys.readouterr().out
     for f in ("model.keras", "config.json", "threshold.json", "metrics.json"):
         assert (out / f).is_file(), f
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "conv_ae" and config["compression"]["config"]["method"] == "pqat"
-    assert config["compression"]["source_run"] == str(tiny_run.resolve())
+    assert config["compression"]["source_run"] == str(tiny_mse_run.resolve())
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.5 < metrics["model"]["auroc"] <= 1 and metrics["pca"]["auroc"] > 0.5
     assert metrics["compression"]["sparsity"] >= 0.58
     thr = json.loads((out / "threshold.json").read_text())
-    source = json.loads((tiny_run / "threshold.json").read_text())
+    source = json.loads((tiny_mse_run / "threshold.json").read_text())
     assert thr["method"] == "percentile" and thr["value"] != source["value"] and thr["score"] == source["score"]
 
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval"), "--no-plots"]) == 0
@@ -173,7 +162,7 @@ def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_run, tmp_pat
     spec = json.loads((tmp_path / "bundle" / "detector.json").read_text())
     assert spec["input"]["dtype"] == "int8" and spec["model"]["quant"] == "int8"
     # Writing over an existing compressed run is refused; so is QAT on top of a QAT run.
-    assert main(["optimize", str(tiny_run), "--method", "pqat", "--quiet"]) == 2
+    assert main(["optimize", str(tiny_mse_run), "--method", "pqat", "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["optimize", str(out), "--method", "qat", "--quiet", "--out", str(tmp_path / "qat2")]) == 2
     assert "already quantization-aware" in capsys.readouterr().err and not (tmp_path / "qat2").exists()

@@ -11,21 +11,10 @@ from training.cli import main
 ROWS = ["keras", "float32", "float16", "dynamic", "int8", "qat_int8", "prune_int8", "cluster_int8"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(small_split, tmp_path_factory):
-    """A one-epoch conv_ae run folder (trained on the small split; its config names fashion_mnist class 0)."""
-    import training
-
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    training.train(model="conv_ae", score="mse", normal_class=0, epochs=1, min_steps=0, split=small_split, out=out,
-                   plots=False, verbose=0)
-    return out
-
-
 @pytest.mark.slow
-def test_report_has_every_row_and_writes_md_and_json(tiny_run, tmp_path, capsys):
+def test_report_has_every_row_and_writes_md_and_json(tiny_mse_run, tmp_path, capsys):
     out = tmp_path / "report"
-    code = main(["report", str(tiny_run), "--out", str(out), "--iterations", "50", "--batch", "200", "--epochs", "1"])
+    code = main(["report", str(tiny_mse_run), "--out", str(out), "--iterations", "50", "--batch", "200", "--epochs", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
@@ -49,11 +38,11 @@ def test_report_has_every_row_and_writes_md_and_json(tiny_run, tmp_path, capsys)
     assert rows["cluster_int8"]["gzip_bytes"] < rows["int8"]["gzip_bytes"]
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"] in md
     for method in ("qat", "prune", "cluster"):
-        assert (tiny_run.with_name(f"tiny-{method}") / "model.keras").is_file()
+        assert (tiny_mse_run.with_name(f"tiny-{method}") / "model.keras").is_file()
         assert (out / "bundles" / f"{method}_int8" / "detector.json").is_file()
 
     # A second report reuses the compressed runs.
-    assert main(["report", str(tiny_run), "--out", str(tmp_path / "again"), "--iterations", "5", "--batch", "50",
+    assert main(["report", str(tiny_mse_run), "--out", str(tmp_path / "again"), "--iterations", "5", "--batch", "50",
                  "--methods", "qat"]) == 0
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert [r["key"] for r in again["rows"]] == ROWS[:6] and again["rows"][-1]["reused_run"] is True

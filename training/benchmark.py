@@ -19,6 +19,7 @@ import numpy as np
 
 from training import runs
 from training.representation import PROBE_MAX_ITER, ModelCodec, PCACodec, evaluate_codec, raw_pixel_probe
+from zoo.errors import UserError
 from zoo.files import write_json, write_text
 
 # Test-image pairs walked in the benchmark's interpolation grid: (class of A, class of B),
@@ -204,3 +205,101 @@ def compare_scores(models: Sequence[str], scores: Sequence[str], *, dataset: str
     means = {m: {s: float(np.mean([r[s] for r in rows if r["model"] == m])) for s in scores} for m in models}
     return {"dataset": dataset, "classes": classes, "scores": list(scores), "rows": rows, "mean": means,
             "best": {m: max(v, key=v.get) for m, v in means.items()}, "machine": runs.machine_info()}
+
+
+# -- own data: a small image folder, and feature vectors ----------------------------------------------------
+
+
+def write_small_folder(out: Path, per_class: int = 100, *, seed: int = 0) -> Path:
+    """An ImageFolder made from real Fashion-MNIST: ``per_class`` train PNGs per class, the full test split as PNGs.
+
+    A user's small folder, made reproducibly (a seeded draw of the train split); the
+    test split is written whole so the numbers are comparable with the full protocol.
+    """
+    from PIL import Image
+
+    from training import data
+
+    names = data.class_names("fashion_mnist")
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        x, labels = data.load_split("fashion_mnist", split)
+        for k, name in enumerate(names):
+            idx = np.flatnonzero(labels == k)
+            if split == "train":
+                idx = np.sort(rng.choice(idx, per_class, replace=False))
+            folder = out / split / name.replace("/", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in idx:
+                Image.fromarray(np.round(x[i, ..., 0] * 255).astype(np.uint8), "L").save(folder / f"{i}.png")
+    return out
+
+
+def small_images(out: str | Path, *, models: Sequence[str], per_class: int = 100, epochs: int = 30, seed: int = 0) -> dict:
+    """Train every model on every class of a small real image folder; mean AUROC beside PCA and kNN (same run)."""
+    from training.trainer import train_all
+
+    out = Path(out)
+    folder = out / f"fashion_mnist_{per_class}_per_class"
+    if not (folder / "test").is_dir():
+        write_small_folder(folder, per_class, seed=seed)
+    result = {"folder": str(folder), "per_class": per_class, "models": {}, "machine": runs.machine_info()}
+    for name in models:
+        summary = train_all(model=name, dataset=str(folder), epochs=epochs, seed=seed, out=out / name, resume=True,
+                            plots=False, verbose=0)
+        result["models"][name] = {k: summary[k] for k in summary if k.endswith("_auroc")}
+        result["models"][name]["score"] = summary["score"]
+        result["models"][name]["total_train_seconds"] = summary["total_train_seconds"]
+    write_json(out / "small_images.json", result)
+    return result
+
+
+def _tabular(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(features, labels, what the normal class is) of a dataset that scikit-learn ships."""
+    from sklearn import datasets
+
+    if name == "breast_cancer":
+        d = datasets.load_breast_cancer()
+        return d.data, d.target, "benign tumours (class 1) normal, malignant anomalous"
+    if name == "wine":
+        d = datasets.load_wine()
+        return d.data, d.target, "class 0 normal, the other cultivars anomalous"
+    raise UserError(f"unknown tabular dataset; expected breast_cancer or wine. Received: {name!r}")
+
+
+def vectors(out: str | Path, *, dataset: str = "breast_cancer", normal_class: int = 1, models: Sequence[str] = (),
+            epochs: int = 200, seed: int = 0) -> dict:
+    """Feature vectors from a CSV, end to end: each dense model beside PCA, kNN and IsolationForest.
+
+    The rows are split 70/30 (stratified, seeded) into train.csv and test.csv, as a user
+    would bring them; models train on the normal class's train rows only.
+    """
+    from sklearn.ensemble import IsolationForest
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from training import data
+    from training.trainer import train
+
+    out = Path(out)
+    x, y, what = _tabular(dataset)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+    for name, xs, ys in (("train.csv", x_tr, y_tr), ("test.csv", x_te, y_te)):
+        header = ",".join([f"f{j}" for j in range(xs.shape[1])] + ["label"])
+        lines = [header] + [",".join(f"{v:.6g}" for v in row) + f",{int(k)}" for row, k in zip(xs, ys)]
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("\n".join(lines) + "\n")
+    source = data.Source(str(out / "train.csv"), test_data=str(out / "test.csv"))
+    split = data.one_class_split(source, normal_class)
+    iso = IsolationForest(n_estimators=200, random_state=seed).fit(split.x_train)
+    result = {"dataset": dataset, "normal": what, "n_train_normal": int(len(split.x_train)), "n_test": int(len(split.y_test)),
+              "isolation_forest_auroc": float(roc_auc_score(split.y_test, -iso.score_samples(split.x_test))), "models": {}}
+    for name in models:
+        run = runs.Run(out / name)
+        report = runs.read_json(run.file(runs.METRICS), "metrics") if run.is_finished() else \
+            train(model=name, dataset=str(out / "train.csv"), test_data=str(out / "test.csv"), normal_class=normal_class,
+                  epochs=epochs, seed=seed, out=run.path, plots=False, verbose=0).metrics
+        result["models"][name] = {w: report[w]["auroc"] for w in ("model", "pca", "knn")}
+    result["machine"] = runs.machine_info()
+    write_json(out / "vectors.json", result)
+    return result

@@ -258,6 +258,15 @@ def _wrap_kernels(model: keras.Model, wrap: Any) -> keras.Model:
     return keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if _has_kernel(layer) else layer)
 
 
+def _prune_schedule(config: CompressConfig, steps: int) -> Any:
+    """Polynomial sparsity from 0 to ``config.sparsity`` over the first ``PRUNE_RAMP`` of the fine-tune."""
+    frequency = max(1, steps // 20)
+    # end_step on a pruning step, so the last pruning step reaches the target exactly.
+    end_step = frequency * max(1, int(steps * PRUNE_RAMP) // frequency)
+    return tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=float(config.sparsity), begin_step=0,
+                                                end_step=end_step, frequency=frequency)
+
+
 def compress(
     model: keras.Model,
     x_train: np.ndarray,
@@ -302,22 +311,15 @@ def compress(
 
     base = keras.models.clone_model(model)
     base.set_weights(model.get_weights())
-
     if config.method in ("prune", "pqat"):
-        frequency = max(1, steps // 20)
-        # end_step on a pruning step, so the last pruning step reaches the target exactly.
-        end_step = frequency * max(1, int(steps * PRUNE_RAMP) // frequency)
-        schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=float(config.sparsity), begin_step=0, end_step=end_step, frequency=frequency)
-        pruned = _wrap_kernels(base, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule))
-        fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()])
-        base = tfmot.sparsity.keras.strip_pruning(pruned)
+        pruned = _wrap_kernels(base, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
+            layer, pruning_schedule=_prune_schedule(config, steps)))
+        base = tfmot.sparsity.keras.strip_pruning(fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()]))
     elif config.method in ("cluster", "cqat"):
         init = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
         clustered = _wrap_kernels(base, lambda layer: tfmot.clustering.keras.cluster_weights(
             layer, number_of_clusters=config.clusters, cluster_centroids_init=init))
-        fine_tune("cluster", clustered)
-        base = tfmot.clustering.keras.strip_clustering(clustered)
+        base = tfmot.clustering.keras.strip_clustering(fine_tune("cluster", clustered))
 
     if config.method in QAT_METHODS:
         scheme = None if config.method == "qat" else _preserving_scheme(config.method)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from edge.bundle import QUANT_MODES
 from zoo.errors import UserError
+from zoo.quiet import native_stderr_silenced
 
 EXPORT_FORMATS = ("bundle", "c-array")
 C_ARRAY_NAME = "aezoo_model"
@@ -71,7 +73,11 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        return strip_names(bytes(converter.convert()))
+        with native_stderr_silenced(), warnings.catch_warnings():
+            # "Statistics for quantized inputs were expected": the int8 input's range comes from the representative data.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            converted = converter.convert()
+        return strip_names(bytes(converted))
     except Exception as exc:  # the converter raises ConverterError/RuntimeError with MLIR text
         raise RuntimeError(f"TFLite conversion of {graph.name!r} with quant={quant!r} failed: {exc}") from exc
 
@@ -108,8 +114,9 @@ def run_tflite(tflite: bytes, x: np.ndarray, *, chunk: int = 1000) -> list[np.nd
     """Dequantized outputs of a TFLite model (dynamic batch) on ``x``, in the model's output order."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=tflite)
-    interp.allocate_tensors()
+    with native_stderr_silenced():
+        interp = Interpreter(model_content=tflite)
+        interp.allocate_tensors()
     inp, outs = interp.get_input_details()[0], interp.get_output_details()
     scale, zero = inp["quantization"]
     parts: list[list[np.ndarray]] = [[] for _ in outs]
@@ -176,7 +183,8 @@ def bundle_spec(tflite: bytes, output_names: list[str], *, quant: str, batch: An
     """detector.json without its threshold: tensors, preprocessing, score, classes, provenance."""
     from ai_edge_litert.interpreter import Interpreter
 
-    probe = Interpreter(model_content=tflite)
+    with native_stderr_silenced():
+        probe = Interpreter(model_content=tflite)
     ins, outs = probe.get_input_details(), probe.get_output_details()
     shape = [int(v) for v in ins[0]["shape"][1:]]
     return {

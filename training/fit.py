@@ -136,8 +136,8 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
 class EarlyStopping(keras.callbacks.Callback):
     """Early stopping on normal-validation loss that restores the best weights and survives a resume.
 
-    With a ``state_dir`` it saves the weights of every epoch (``checkpoints/epoch_NNN.h5``,
-    keeping the best and the last) and a record per epoch (loss, val_loss, best, wait,
+    With a ``state_dir`` it saves the weights of the best epoch so far
+    (``checkpoints/epoch_NNN.h5``) and a record per epoch (loss, val_loss, best, wait,
     seconds) in ``checkpoints/state.json``. An epoch redone after an interruption
     replaces its earlier record, so the state follows the epochs that led to the weights.
     Without one, the best weights are kept in memory.
@@ -176,9 +176,10 @@ class EarlyStopping(keras.callbacks.Callback):
         improved = value < last["best"]
         best, best_epoch = (value, epoch) if improved else (last["best"], last["best_epoch"])
         wait = 0 if improved else last["wait"] + 1
-        if self.state_dir is not None:
+        if improved and self.state_dir is not None:
             with atomic_path(self._checkpoint(epoch)) as tmp:
                 self.model.save_weights(str(tmp))
+            self._drop_checkpoints(keep=epoch)
         elif improved:
             self._best_weights = self.model.get_weights()
         self.records = prev + [{"epoch": epoch, **logs, "best": best, "best_epoch": best_epoch, "wait": wait,
@@ -197,9 +198,11 @@ class EarlyStopping(keras.callbacks.Callback):
             return
         if best_epoch is not None:
             self.model.load_weights(str(self._checkpoint(best_epoch)))
-        keep = {self._checkpoint(e).name for e in (best_epoch, self.records[-1]["epoch"] if self.records else None) if e is not None}
+
+    def _drop_checkpoints(self, keep: int) -> None:
+        """Only the best epoch's weights are kept (Keras' backup holds what a resume needs besides)."""
         for f in (self.state_dir / CHECKPOINTS).glob("epoch_*.h5"):
-            if f.name not in keep:
+            if f.name != self._checkpoint(keep).name:
                 f.unlink()
 
     def history(self, n_train: int, plan: Budget) -> dict:

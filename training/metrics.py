@@ -84,24 +84,25 @@ def detection_metrics(
     if val_scores is not None:
         out["recall_at_fpr"] = recall_at_fpr(y_true, scores, val_scores)
     if test_labels is not None:
-        test_labels = np.asarray(test_labels).ravel()
-        per_class = []
-        for c in np.unique(test_labels):
-            mask = test_labels == c
-            anomalous = bool(y_true[mask].max() == 1)
-            per_class.append(
-                {
-                    "class": int(c),
-                    "name": str(class_names[int(c)]) if class_names is not None else str(int(c)),
-                    "anomalous": anomalous,
-                    "n": int(mask.sum()),
-                    # recall_score on a one-class subset: the fraction of the class flagged.
-                    "flagged": float(skm.recall_score(np.ones(mask.sum(), int), y_pred[mask], zero_division=0)),
-                    "mean_score": float(scores[mask].mean()),
-                }
-            )
-        out["per_class"] = per_class
+        out["per_class"] = _per_class(y_true, scores, y_pred, np.asarray(test_labels).ravel(), class_names)
     return out
+
+
+def _per_class(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray, test_labels: np.ndarray,
+               class_names: Sequence[str] | None) -> list[dict]:
+    """For each original class: its inputs, the fraction flagged (recall, or FPR for the normal class), its mean score."""
+    rows = []
+    for c in np.unique(test_labels):
+        mask = test_labels == c
+        rows.append({
+            "class": int(c),
+            "name": str(class_names[int(c)]) if class_names is not None else str(int(c)),
+            "anomalous": bool(y_true[mask].max() == 1),
+            "n": int(mask.sum()),
+            "flagged": float(y_pred[mask].mean()),
+            "mean_score": float(scores[mask].mean()),
+        })
+    return rows
 
 
 def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -98,14 +98,14 @@ def _quantize(detector: Any, split: Any, settings: EntrySettings, verbose: Any) 
     return AutoencoderDetector(detector.config, network=qat).calibrate(split.x_train, split.x_val), qat_config.to_dict()
 
 
-def _speed(bundle: Path, split: Any) -> dict:
-    """Batch-1 latency (Detector and bare invoke) and large-batch throughput of a bundle."""
+def _speed(bundle: Path, x: np.ndarray) -> dict:
+    """Batch-1 latency (Detector and bare invoke) on ``x[0]`` and throughput on 1,000 of ``x``, of a bundle."""
     from edge import Detector
     from edge.latency import batch1_latency, throughput
 
     detector = Detector.load(bundle)
-    latency = batch1_latency(detector, split.x_test[0], iterations=LATENCY_ITERATIONS)
-    return {"latency": latency, "throughput_per_second": round(throughput(detector.score, split.x_test[:1000]), 1)}
+    latency = batch1_latency(detector, x[0], iterations=LATENCY_ITERATIONS)
+    return {"latency": latency, "throughput_per_second": round(throughput(detector.score, x[:1000]), 1)}
 
 
 def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | Path, *,
@@ -180,7 +180,7 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
     reports["qat"] = {**evaluate_split(qat_det, split, baselines={}, label=f"{config.model} QAT (Keras)"), **same}
     timing["eval_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
-    reports["speed"] = _speed(bundle, split)
+    reports["speed"] = _speed(bundle, split.x_test)
     timing["latency_seconds"] = round(time.perf_counter() - t0, 3)
     return reports, bundle
 
@@ -282,3 +282,29 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     pretrained.record_session({"dataset": dataset, "models": models, "classes": classes, "settings": settings.to_dict(),
                                "built": len(built), "skipped": len(skipped), "seconds": round(seconds, 1)}, root)
     return {"built": built, "skipped": skipped, "seconds": seconds, "root": str(root)}
+
+
+def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] | None = None) -> list[str]:
+    """Measure every entry's batch-1 latency and throughput again on this machine; update manifest and cards.
+
+    Latency is a property of the machine, not of the model: run this on an idle machine (or on
+    the device that will use the detectors). Returns the keys updated.
+    """
+    from training import data
+
+    root = pretrained.saved_models_dir(root, must_exist=True)
+    updated = []
+    x_test, _ = data.load_split("fashion_mnist", "test")
+    for record in pretrained.list_pretrained(root=root):
+        if models and record["model"] not in models:
+            continue
+        entry = pretrained.verify_entry(record, root)
+        speed = _speed(entry / "detector", x_test)
+        card = runs.read_json(entry / "card.json", "the model card")
+        for doc in (record, card):
+            doc.update(latency=speed["latency"], throughput_per_second=speed["throughput_per_second"], machine=runs.machine_info())
+        write_json(entry / "card.json", card)
+        record["files"] = pretrained.file_records(entry, list(record["files"]))
+        pretrained.record_entry(record, root)
+        updated.append(record["path"])
+    return updated

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from zoo.errors import UserError
-from zoo.files import write_json
+from zoo.files import pid_alive, write_json
 
 CONFIG = "config.json"
 MODEL = "model.keras"
@@ -123,7 +123,7 @@ class Run:
     def check_unlocked(self) -> None:
         """Raise UserError when another live process holds the run's lock."""
         owner = _lock_owner(self.file(LOCK))
-        if owner is not None and owner != os.getpid() and _alive(owner):
+        if owner is not None and owner != os.getpid() and pid_alive(owner):
             raise UserError(f"{self.path} is being written by another aezoo process (PID {owner}); "
                             "wait for it to finish or choose another --out")
 
@@ -142,7 +142,7 @@ class Run:
                 break
             except FileExistsError:
                 owner = _lock_owner(path)
-                if owner is not None and _alive(owner):
+                if owner is not None and pid_alive(owner):
                     raise UserError(f"{self.path} is being written by another aezoo process (PID {owner}); "
                                     "wait for it to finish or choose another --out") from None
                 path.unlink(missing_ok=True)  # stale: its process is gone
@@ -172,16 +172,6 @@ def _lock_owner(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def machine_info() -> dict:

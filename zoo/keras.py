@@ -8,45 +8,24 @@ TFMOT 0.8 only wraps Keras 2 models, so the project uses ``tf_keras`` everywhere
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from typing import Iterator
+
+from zoo.quiet import native_stderr_silenced, showing_native_logs
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Level 3 also hides TensorFlow's native ERROR lines, such as tf.data's "NodeDef mentions attribute
+# use_unbounded_threadpool" (a version-skew notice, not an error of ours); Python exceptions still surface.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if showing_native_logs() else "3")
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Hide what TensorFlow's C++ side prints while it loads (CUDA probing, oneDNN notes).
-
-    absl writes these before TF_CPP_MIN_LOG_LEVEL is read, so no variable silences
-    them; set AEZOO_TF_LOGS=1 to see them. Python exceptions still surface normally.
-    """
-    if os.environ.get("AEZOO_TF_LOGS") == "1":
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (e.g. some notebook frontends)
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-with _quiet_native_stderr():
+with native_stderr_silenced():
     import tensorflow as tf  # noqa: E402
     import tf_keras as keras  # noqa: E402
 
     tf.config.list_physical_devices()  # device probing (the cuInit message) happens here
+
+if not showing_native_logs():
+    # tf_keras' "Callback method ... is slow compared to the batch time" on tiny datasets, and the like.
+    tf.get_logger().setLevel("ERROR")
 
 __all__ = ["tf", "keras"]

@@ -22,6 +22,7 @@ COMMANDS = (
     "edge.cli",               # detect
     "training.cli.zoo",       # models, zoo build | list | verify | table
     "training.cli.beyond",    # embed, sample, interpolate, represent
+    "training.cli.bench",     # bench small-images | vectors
     "training.cli.demo",      # demo
 )
 

@@ -35,7 +35,10 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int_arg(1), default=256, help="inference batch size; default 256")
     p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
     p.set_defaults(func=_embed)
+    _register_generation(sub)
 
+
+def _register_generation(sub: Any) -> None:
     p = sub.add_parser("sample", help="draw images from a VAE's prior and save them as a grid",
                        description="Decode N draws of z ~ N(0, I) with a variational model (conv_vae, vae) into a PNG grid.")
     p.add_argument("model", metavar="MODEL", help="run folder or .keras file of a variational model")

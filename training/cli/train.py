@@ -57,7 +57,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
     p.set_defaults(func=_train)
+    _register_evaluate(sub)
 
+
+def _register_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run folder, a .keras model or a detector bundle beside PCA and kNN",
                        description="Score the test split of the one-class protocol, print and write the metrics (AUROC, "
                                    "AUPRC, recall at 1%% and 5%% FPR, precision, recall, F1, FPR, per-class recall) beside "

@@ -19,7 +19,10 @@ def register(sub: Any) -> None:
     p.add_argument("--measure", action="store_true",
                    help="convert each variant to full-int8 TFLite and report the real size (slower) instead of the estimate")
     p.set_defaults(func=_models)
+    _register_zoo(sub)
 
+
+def _register_zoo(sub: Any) -> None:
     p = sub.add_parser("zoo", help="build, list and verify the pretrained entries in saved_models/; write the README table",
                        description="Pretrained entries: saved_models/<model>/<dataset>/class_<k>/ (model.keras, score.npz, "
                                    "detector/, card.json) listed with sha256s and metrics in saved_models/manifest.json.")
@@ -42,6 +45,11 @@ def register(sub: Any) -> None:
     b.add_argument("--saved-models", metavar="DIR", help=SAVED)
     b.add_argument("--force", action="store_true", help="rebuild entries that are already complete")
     b.set_defaults(func=_build)
+    _register_inspection(zsub)
+
+
+def _register_inspection(zsub: Any) -> None:
+    """zoo list | verify | compare-scores | latency | table: reading (and re-measuring) the entries."""
     ls = zsub.add_parser("list", help="print the pretrained entries and their metrics")
     ls.add_argument("pattern", nargs="?", default="*", help="glob over model names (default: all)")
     ls.add_argument("--dataset", help="only this dataset")
@@ -62,6 +70,14 @@ def register(sub: Any) -> None:
     c.add_argument("--out", metavar="FILE.json", default="runs/compare_scores.json", help="default runs/compare_scores.json")
     c.add_argument("--saved-models", metavar="DIR", help=SAVED)
     c.set_defaults(func=_compare_scores)
+
+    lat = zsub.add_parser("latency", help="measure every entry's batch-1 latency again on this machine (run it idle)",
+                          description="Latency belongs to a machine: re-measure each entry's int8 detector (batch 1, one "
+                                      "thread, median of 1,000 calls; and the bare invoke) and its throughput, and record "
+                                      "them with this machine's CPU in the manifest and the cards.")
+    lat.add_argument("--models", type=name_list, help="comma-separated model names (default: all)")
+    lat.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    lat.set_defaults(func=_latency)
 
     t = zsub.add_parser("table", help="print the README zoo table from the manifest, or rewrite it in a README")
     t.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
@@ -187,6 +203,14 @@ def _compare_scores(args: argparse.Namespace) -> int:
         print(f"{m:<14} " + "  ".join(f"{s} {v:.4f}" for s, v in means.items()) + f"  -> {result['best'][m]}")
     write_json(args.out, result)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _latency(args: argparse.Namespace) -> int:
+    from training.pipeline import remeasure_latency
+
+    updated = remeasure_latency(args.saved_models, models=args.models)
+    print(f"measured {len(updated)} entries again")
     return 0
 
 

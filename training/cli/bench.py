@@ -1,0 +1,56 @@
+"""``aezoo bench small-images | vectors``: the own-data benchmarks (they print and record their figures)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from training.cli.args import int_arg, name_list
+
+
+def register(sub: Any) -> None:
+    """Add ``bench``."""
+    p = sub.add_parser("bench", help="own-data benchmarks: a small real image folder, feature vectors from a CSV")
+    bsub = p.add_subparsers(dest="bench_command", metavar="ACTION")
+    bsub.required = True
+    s = bsub.add_parser("small-images", help="every model on a folder of N real Fashion-MNIST images per class, vs PCA and kNN",
+                        description="Writes an image folder (N train PNGs per class drawn with a fixed seed, the full test "
+                                    "split), trains each model on every class through the folder path (`aezoo train "
+                                    "--dataset FOLDER --normal-class all`), and records the mean AUROC beside PCA and kNN.")
+    s.add_argument("--per-class", type=int_arg(20, 6000), default=100, help="train images per class; default 100")
+    s.add_argument("--models", type=name_list, default=["conv_ae", "dense_ae"], help="default conv_ae,dense_ae")
+    s.add_argument("--epochs", type=int_arg(1, 10_000), default=30, help="default 30 (min_steps raises it for small data)")
+    s.add_argument("--out", metavar="DIR", default="runs/bench_small_images", help="default runs/bench_small_images")
+    s.set_defaults(func=_small_images)
+    v = bsub.add_parser("vectors", help="dense models on a tabular dataset scikit-learn ships, vs PCA, kNN, IsolationForest",
+                        description="Writes train.csv and test.csv (70/30, stratified) of the dataset and trains each model "
+                                    "on the normal class's train rows through the CSV path.")
+    v.add_argument("--dataset", choices=("breast_cancer", "wine"), default="breast_cancer", help="default breast_cancer")
+    v.add_argument("--normal-class", type=int_arg(0), default=1, help="default 1 (benign, for breast_cancer)")
+    v.add_argument("--models", type=name_list, default=["dense_ae", "denoising_ae", "sparse_ae", "vae"],
+                   help="default dense_ae,denoising_ae,sparse_ae,vae")
+    v.add_argument("--epochs", type=int_arg(1, 100_000), default=200, help="default 200")
+    v.add_argument("--out", metavar="DIR", default="runs/bench_vectors", help="default runs/bench_vectors")
+    v.set_defaults(func=_vectors)
+
+
+def _small_images(args: argparse.Namespace) -> int:
+    from training.benchmark import small_images
+
+    result = small_images(args.out, models=args.models, per_class=args.per_class, epochs=args.epochs)
+    for name, r in result["models"].items():
+        print(f"{name:<14} ({r['score']}) mean AUROC {r['model_mean_auroc']:.4f} (min {r['model_min_auroc']:.4f}); "
+              f"PCA {r['pca_mean_auroc']:.4f}; kNN {r['knn_mean_auroc']:.4f}; {r['total_train_seconds']:.0f} s training")
+    print(f"wrote {args.out}/small_images.json")
+    return 0
+
+
+def _vectors(args: argparse.Namespace) -> int:
+    from training.benchmark import vectors
+
+    result = vectors(args.out, dataset=args.dataset, normal_class=args.normal_class, models=args.models, epochs=args.epochs)
+    print(f"{result['dataset']}: {result['normal']}; {result['n_train_normal']} normal train rows, {result['n_test']} test rows")
+    for name, r in result["models"].items():
+        print(f"{name:<14} AUROC {r['model']:.4f}; PCA {r['pca']:.4f}; kNN {r['knn']:.4f}")
+    print(f"IsolationForest AUROC {result['isolation_forest_auroc']:.4f}; wrote {args.out}/vectors.json")
+    return 0
