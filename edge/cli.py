@@ -31,6 +31,7 @@ RESUMABLE = {"train", "zoo"}
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command inside the exception boundary; return the exit code."""
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for commands that start copies of themselves
     name = getattr(args, "command", PROG)
     try:
         return int(args.func(args) or 0)

@@ -136,6 +136,10 @@ def load_input_file(path: str | os.PathLike, spec: dict) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"input file not found: {str(path)!r}")
     if path.suffix.lower() == ".npy":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise UserError(f"{str(path)!r} is not a .npy file (it lacks NumPy's header); expected an array saved "
+                                "with numpy.save")
         try:
             return np.load(path, allow_pickle=False)
         except ValueError as exc:

@@ -303,3 +303,100 @@ def vectors(out: str | Path, *, dataset: str = "breast_cancer", normal_class: in
     result["machine"] = runs.machine_info()
     write_json(out / "vectors.json", result)
     return result
+
+
+# -- reliability: random corruptions of a bundle -----------------------------------------------------------
+
+
+def _field_edits(spec: dict, rng: np.random.Generator) -> tuple[str, Any]:
+    """One random field of detector.json (a dotted path) and a value of another type or out of range."""
+    paths = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+        elif isinstance(node, list) and node and not isinstance(node[0], (int, float)):
+            for i, v in enumerate(node):
+                walk(v, f"{prefix}.{i}")
+        else:
+            paths.append(prefix)
+
+    walk(spec, "")
+    values = ["0.5", None, [], {}, -1, 0, 1e30, float("inf"), "", "x" * 300, True, 3.7, -128]
+    return paths[int(rng.integers(len(paths)))], values[int(rng.integers(len(values)))]
+
+
+def corruption_check(bundle: str | Path, out: str | Path, *, cases: int = 500, seed: int = 0) -> dict:
+    """Random single-byte (model or spec) and single-field (spec) corruptions of a copy of ``bundle``, run through ``aezoo detect``.
+
+    Each outcome is counted: exit 0 with the verdicts of the intact bundle, exit 2 with one
+    line of error, or anything else (a wrong verdict, another exit code, a traceback).
+    """
+    import contextlib
+    import io
+    import shutil
+
+    from edge.cli import main as detect_main
+    from training import data
+
+    bundle, out = Path(bundle), Path(out)
+    x = (np.asarray(data.load_split("fashion_mnist", "test")[0][:20]) * 255).round().astype(np.uint8)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = out / "inputs.npy"
+    np.save(inputs, x)
+
+    def run(path: Path) -> tuple[int, str, str]:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = detect_main(["detect", str(path), str(inputs), "--json"])
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    code, text, _ = run(bundle)
+    truth = [r["anomaly"] for r in json.loads(text)["results"]]
+    rng = np.random.default_rng(seed)
+    counts = {"exit_0_same_verdicts": 0, "exit_2_clear_error": 0, "wrong_or_crash": 0, "by_kind": {}}
+    failures = []
+    for i in range(cases):
+        case = out / "case"
+        shutil.rmtree(case, ignore_errors=True)
+        shutil.copytree(bundle, case)
+        kind = ("model_byte", "spec_byte", "spec_field")[i % 3]
+        _corrupt(case, kind, rng)
+        try:
+            code, text, err = run(case)
+        except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
+            code, text, err = -1, "", f"{type(exc).__name__}: {exc}"
+        if code == 0 and [r["anomaly"] for r in json.loads(text)["results"]] == truth:
+            outcome = "exit_0_same_verdicts"
+        elif code == 2 and "Traceback" not in err and err.count("\n") == 1:
+            outcome = "exit_2_clear_error"
+        else:
+            outcome = "wrong_or_crash"
+            failures.append({"case": i, "kind": kind, "code": code, "stderr": err[-300:]})
+        counts[outcome] += 1
+        counts["by_kind"].setdefault(kind, {}).setdefault(outcome, 0)
+        counts["by_kind"][kind][outcome] += 1
+    shutil.rmtree(out / "case", ignore_errors=True)
+    result = {"bundle": str(bundle), "cases": cases, "seed": seed, **counts, "failures": failures[:20]}
+    write_json(out / "corruption.json", result)
+    return result
+
+
+def _corrupt(case: Path, kind: str, rng: np.random.Generator) -> None:
+    from edge.bundle import MODEL_FILE, SPEC_FILE
+
+    if kind == "spec_field":
+        spec = json.loads((case / SPEC_FILE).read_text())
+        path, value = _field_edits(spec, rng)
+        node = spec
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        node[int(last) if isinstance(node, list) else last] = value
+        (case / SPEC_FILE).write_text(json.dumps(spec, allow_nan=True))
+        return
+    target = case / (MODEL_FILE if kind == "model_byte" else SPEC_FILE)
+    raw = bytearray(target.read_bytes())
+    raw[int(rng.integers(len(raw)))] = int(rng.integers(256))
+    target.write_bytes(bytes(raw))

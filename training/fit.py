@@ -14,6 +14,7 @@ patience scaled alike), so 100 images train as properly as 6,000.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -99,7 +100,8 @@ def build_model(config: DetectorConfig, input_shape: tuple) -> Any:
 
 
 def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, *, model: Any = None,
-                callbacks: Sequence[Any] = (), verbose: Any = 0, state_dir: str | Path | None = None) -> tuple[Any, dict]:
+                callbacks: Sequence[Any] = (), verbose: Any = 0, state_dir: str | Path | None = None,
+                backup_dir: str | Path | None = None, strategy: Any = None) -> tuple[Any, dict]:
     """Train ``model`` (built from ``config`` when None) on normal images; return (model with its best weights, history).
 
     Args:
@@ -110,22 +112,31 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
         verbose: Keras ``fit`` verbosity.
         state_dir: where checkpoints, the early-stopping state, backups and TensorBoard
             logs go; an unfinished fit there is resumed. None keeps the state in memory.
+        backup_dir: the BackupAndRestore folder (default ``state_dir/backup``): every worker of
+            a multi-worker fit names the chief's, TensorFlow writes the others' aside.
+        strategy: a ``tf.distribute`` strategy (``training.distribute.make_strategy``): the
+            model is built in its scope and the data sharded; the batch is the global batch.
     """
     if len(x_val) == 0:
         raise UserError("early stopping needs normal validation images. Received: 0")
-    seed_everything(config.seed, config.deterministic)
+    seed_everything(config.seed, config.deterministic and strategy is None)
     plan = budget(config, len(x_train))
-    model = model if model is not None else build_model(config, x_train.shape[1:])
-    if getattr(model, "optimizer", None) is None:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = model if model is not None else build_model(config, x_train.shape[1:])
+        if getattr(model, "optimizer", None) is None:
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
     progress = EarlyStopping(plan.patience, Path(state_dir) if state_dir is not None else None)
     cbs = [progress]
     if state_dir is not None:
         every = min(BACKUP_EVERY_BATCHES, plan.steps_per_epoch)
-        cbs += [Backup(str(Path(state_dir) / BACKUP), plan.steps_per_epoch, save_freq=every, delete_checkpoint=False),
-                Scalars(Path(state_dir) / LOGS)]
+        backup = str(backup_dir or Path(state_dir) / BACKUP)
+        cbs += [Backup(backup, plan.steps_per_epoch, save_freq=every, delete_checkpoint=False), Scalars(Path(state_dir) / LOGS)]
     train = make_pipeline(x_train, batch_size=plan.batch_size, shuffle=True, seed=config.seed)
     val = make_pipeline(x_val, batch_size=plan.batch_size, shuffle=False, seed=config.seed)
+    if strategy is not None:
+        from training.distribute import sharded
+
+        train, val = sharded(train), sharded(val)
     t0 = time.perf_counter()
     model.fit(train, validation_data=val, epochs=plan.epochs, callbacks=cbs + list(callbacks), verbose=verbose)
     history = progress.history(len(x_train), plan)

@@ -229,14 +229,27 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
     return record
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N; anything else is a UserError."""
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise UserError(f"--shard must be I/N with 1 <= I <= N, e.g. 2/4. Received: {text!r}")
+    return i, n
+
+
 def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = None, classes: Sequence[int] | None = None,
               settings: EntrySettings | None = None, runs_dir: str | Path = DEFAULT_RUNS, root: str | Path | None = None,
-              force: bool = False, verbose: Any = 0) -> dict:
+              force: bool = False, verbose: Any = 0, shard: tuple[int, int] = (1, 1)) -> dict:
     """Build (or finish building) the pretrained zoo: ``run_entry`` for every model x normal class.
 
     Entries already in the manifest whose files verify are skipped; an entry whose
     training run is unfinished in ``runs_dir`` resumes it. The manifest is rewritten
-    after every entry, so an interruption loses at most the entry in progress.
+    after every entry, so an interruption loses at most the entry in progress. With
+    ``shard=(I, N)`` only every N-th entry (of the sorted class x model list), starting
+    at the I-th, is built: N machines build the zoo together, then ``aezoo zoo merge``.
 
     Returns:
         ``{"built": [...keys], "skipped": [...keys], "seconds": float, "root": str}``.
@@ -257,10 +270,12 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
         data.check_source(dataset, k)
     t_build = time.perf_counter()
     built, skipped = [], []
-    bar = tqdm(total=len(models) * len(classes), desc=f"zoo build {dataset}", unit="entry")
-    for k in classes:
+    plan = [(k, name) for k in classes for name in models][shard[0] - 1::shard[1]]
+    bar = tqdm(total=len(plan), desc=f"zoo build {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else ""),
+               unit="entry")
+    for k in sorted({k for k, _ in plan}):
         split = None
-        for name in models:
+        for name in [m for c, m in plan if c == k]:
             key = pretrained.entry_key(name, dataset, k)
             bar.set_postfix_str(f"{name} class {k} ({names[k]})")
             if not force and not pretrained.check_entry(key, root):
@@ -280,7 +295,8 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     bar.close()
     seconds = time.perf_counter() - t_build
     pretrained.record_session({"dataset": dataset, "models": models, "classes": classes, "settings": settings.to_dict(),
-                               "built": len(built), "skipped": len(skipped), "seconds": round(seconds, 1)}, root)
+                               "shard": f"{shard[0]}/{shard[1]}", "built": len(built), "skipped": len(skipped),
+                               "seconds": round(seconds, 1)}, root)
     return {"built": built, "skipped": skipped, "seconds": seconds, "root": str(root)}
 
 

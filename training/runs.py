@@ -134,13 +134,16 @@ class Run:
         A lock whose process no longer runs is stale and taken over; a live one is a
         UserError naming its PID, so two processes never write one run.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
         path = self.file(LOCK)
         for _ in range(2):
             try:
+                self.path.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 break
-            except FileExistsError:
+            except (PermissionError, NotADirectoryError, FileExistsError) as exc:
+                if not isinstance(exc, FileExistsError) or not self.path.is_dir():
+                    raise UserError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
+                                    "Choose a writable --out") from None
                 owner = _lock_owner(path)
                 if owner is not None and pid_alive(owner):
                     raise UserError(f"{self.path} is being written by another aezoo process (PID {owner}); "

@@ -192,8 +192,18 @@ class ELBO(Score):
 
 
 POOLINGS = ("gap", "fine")
-# Variance floor of a standardized feature (a dead unit would otherwise divide by zero).
-VAR_FLOOR = 1e-8
+
+
+def _floored_var(v: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Per-feature variance, each part's floored at ``REL_STD_FLOOR`` of its largest standard deviation."""
+    var = v.var(axis=0)
+    for a, b in zip(np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes)):
+        floor = (REL_STD_FLOOR * np.sqrt(var[a:b].max())) ** 2
+        var[a:b] = np.maximum(var[a:b], max(floor, 1e-12))
+    return var
+# A feature's spread is floored at this fraction of the largest spread in its part (a layer): a nearly dead
+# channel would otherwise be blown up by standardization, and in int8 it holds mostly rounding noise.
+REL_STD_FLOOR = 0.05
 
 
 @register_score
@@ -308,8 +318,8 @@ class NAP(Score):
         width = v.shape[1] // 2 if self.options.joint else v.shape[1]
         sizes = self._part_sizes(model)
         f, d = (v[:, :width], v[:, width:]) if self.options.joint else (None, v)
-        f_mean, f_var = (f.mean(axis=0), np.maximum(f.var(axis=0), VAR_FLOOR)) if f is not None else (np.zeros(width), np.ones(width))
-        d_mean, d_var = d.mean(axis=0), np.maximum(d.var(axis=0), VAR_FLOOR)
+        f_mean, f_var = (f.mean(axis=0), _floored_var(f, sizes)) if f is not None else (np.zeros(width), np.ones(width))
+        d_mean, d_var = d.mean(axis=0), _floored_var(d, sizes)
         self.state_ = {"part_sizes": np.asarray(sizes), "f_mean": f_mean.astype(np.float32), "f_var": f_var.astype(np.float32),
                        "d_mean": d_mean.astype(np.float32), "d_var": d_var.astype(np.float32)}
         standardized = (d - d_mean) / np.sqrt(d_var)

@@ -91,7 +91,8 @@ def _probe(config: TrainConfig, split: Any) -> None:
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path | None = None, resume: bool = False, split: Any = None,
-          callbacks: Sequence[Any] = (), verbose: Any = "auto", plots: bool = True, **overrides: Any) -> TrainResult:
+          callbacks: Sequence[Any] = (), verbose: Any = "auto", plots: bool = True, strategy: str = "none",
+          **overrides: Any) -> TrainResult:
     """Train a detector on one normal class (or one model on all classes), evaluate it, write the run folder.
 
     Args:
@@ -102,27 +103,56 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
             early-stopping state are kept); only ``epochs`` may change.
         split: a prepared split of the data (skips loading it).
         callbacks: extra Keras callbacks. verbose: Keras ``fit`` verbosity. plots: draw the PNGs.
+        strategy: "none", "mirrored" or "multiworker" (``training.distribute``); in a cluster
+            only the chief writes ``out``, the other workers train beside it and return.
     """
+    from training import distribute
+
     run = runs.Run(out if out is not None else tempfile.mkdtemp(prefix="aezoo-run-"))
-    run.check_unlocked()
-    config = _config(config, overrides, run, resume)
-    if not resume:
+    chief = distribute.is_chief()
+    if chief:
+        run.check_unlocked()
+    config = _config(config, overrides, run, resume) if chief else _worker_config(config, overrides, run, resume)
+    if chief and not resume:
         _check_new_run(run)
+    strat = distribute.make_strategy(strategy)  # before any data: collective ops are configured at startup
     split = split if split is not None else _load_split(config)
     _probe(config, split)
+    if not chief:
+        return _train_worker(run, config, split, strat)
     with run.lock():
-        return _train_locked(run, config, split, resume=resume, callbacks=callbacks, verbose=verbose, plots=plots)
+        return _train_locked(run, config, split, resume=resume, callbacks=callbacks, verbose=verbose, plots=plots,
+                             strategy=strat)
+
+
+def _worker_config(config: TrainConfig | None, overrides: dict, run: runs.Run, resume: bool) -> TrainConfig:
+    """A non-chief worker's config (the chief's on resume); the chief's checks are not repeated, its folder not touched."""
+    base = run.train_config() if resume and run.exists() else config or TrainConfig()
+    return base.replace(**overrides).resolved()
+
+
+def _train_worker(run: runs.Run, config: TrainConfig, split: Any, strategy: Any) -> TrainResult:
+    """Train beside the chief (collective ops need every worker); state in a temporary folder, as TensorFlow advises."""
+    from training.detector import AutoencoderDetector
+
+    scratch = Path(tempfile.mkdtemp(prefix="aezoo-worker-"))
+    try:
+        detector = AutoencoderDetector(config).fit(split.x_train, split.x_val, verbose=0, state_dir=scratch,
+                                                   backup_dir=run.file(runs.BACKUP), strategy=strategy)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return TrainResult(detector=detector, history=detector.history_, config=config, metrics={}, run_dir=run.path)
 
 
 def _train_locked(run: runs.Run, config: TrainConfig, split: Any, *, resume: bool, callbacks: Sequence[Any],
-                  verbose: Any, plots: bool) -> TrainResult:
+                  verbose: Any, plots: bool, strategy: Any = None) -> TrainResult:
     from training.detector import AutoencoderDetector
 
     if not resume:
         _check_new_run(run)  # again, under the lock
         run.write(runs.CONFIG, {**config.to_dict(), "preprocessing": getattr(split, "preprocessing", {})})
     detector = AutoencoderDetector(config).fit(split.x_train, split.x_val, callbacks=callbacks, verbose=verbose,
-                                               state_dir=run.path)
+                                               state_dir=run.path, strategy=strategy)
     if config.all_classes:  # its hold-out is a tenth of every class, not of a normal class
         detector.threshold_record_["calibrated_on"] = "validation images of every class"
     detector.save(run.path)

@@ -57,7 +57,13 @@ def check_names(what: str, given: Sequence[str], valid: Sequence[str]) -> None:
 
 
 class Config:
-    """Mixin for config dataclasses: ``to_dict``/``from_dict``/``to_json``/``from_json`` and ``validate``."""
+    """Mixin for config dataclasses: ``to_dict``/``from_dict``/``to_json``/``from_json`` and ``validate``.
+
+    Every construction is validated, so a bad value fails where it is given, quoting it.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict (tuples as lists)."""
@@ -69,7 +75,7 @@ class Config:
         if not isinstance(data, dict):
             raise UserError(f"{cls.__name__} expects a JSON object. Received: {type(data).__name__}")
         check_names(f"{cls.__name__} key(s)", list(data), [f.name for f in dataclasses.fields(cls)])  # type: ignore[arg-type]
-        return cls(**{k: from_json_value(v) for k, v in data.items()}).validate()
+        return cls(**{k: from_json_value(v) for k, v in data.items()})
 
     def to_json(self) -> str:
         """Return the config as indented JSON."""
@@ -87,7 +93,7 @@ class Config:
     def replace(self: C, **changes: Any) -> C:
         """A validated copy with ``changes``; an unknown field is a UserError."""
         check_names(f"{type(self).__name__} field(s)", list(changes), [f.name for f in dataclasses.fields(self)])  # type: ignore[arg-type]
-        return dataclasses.replace(self, **changes).validate()  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     def validate(self: C) -> C:
         """Check every field; raise UserError quoting the bad value. Subclasses extend it."""

@@ -291,6 +291,38 @@ def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
     return load_model(root / record["path"] / "model.keras")
 
 
+def merge(shards: Iterable[str | os.PathLike], into: str | os.PathLike) -> list[str]:
+    """Combine the saved_models folders of a sharded build into ``into``; return the merged keys.
+
+    Every shard's entries must verify and no key may come from two shards (nor already
+    be in ``into``): a conflict is refused before anything is copied.
+    """
+    import shutil
+
+    into = Path(into)
+    target = read_manifest(into) if (into / MANIFEST).is_file() else _empty_manifest()
+    plan: dict[str, tuple[Path, dict]] = {}
+    sessions = []
+    for shard in map(Path, shards):
+        if not (saved_models_dir(shard, must_exist=True) / MANIFEST).is_file():
+            raise UserError(f"{shard} has no {MANIFEST}: not a zoo build's output")
+        manifest = read_manifest(shard)
+        for key, record in manifest["entries"].items():
+            where = plan[key][0] if key in plan else into if key in target["entries"] else None
+            if where is not None:
+                raise UserError(f"entry {key} is in both {where} and {shard}: shards must not overlap. Nothing was merged.")
+            verify_entry(record, shard)
+            plan[key] = (shard, record)
+        sessions += manifest.get("sessions", [])
+    for key, (shard, record) in sorted(plan.items()):
+        shutil.copytree(shard / key, into / key, dirs_exist_ok=False)
+        target["entries"][key] = record
+    target["sessions"] = (target.get("sessions") or []) + sessions
+    into.mkdir(parents=True, exist_ok=True)
+    _write_manifest(target, into)
+    return sorted(plan)
+
+
 def total_bytes(root: str | os.PathLike | None = None) -> int:
     """Total size of the files under saved_models (what a clone downloads)."""
     root = saved_models_dir(root)
@@ -368,7 +400,9 @@ _SECTION = re.compile(re.escape(TABLE_START) + r"\n?(.*?)\n?" + re.escape(TABLE_
 
 
 def readme_table(readme: str | os.PathLike) -> str:
-    """Return the text between the zoo-table markers of a README (UserError when they are missing)."""
+    """Return the text between the zoo-table markers of a README (UserError when they or the file are missing)."""
+    if not Path(readme).is_file():
+        raise UserError(f"{readme} is not a file; expected a README holding the lines {TABLE_START} and {TABLE_END}")
     text = Path(readme).read_text(encoding="utf-8")
     match = _SECTION.search(text)
     if match is None:

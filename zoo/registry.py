@@ -117,8 +117,12 @@ def load_model(path: str | os.PathLike) -> Any:
     if not os.path.isfile(path):
         raise UserError(f"Model file not found. Received: path={str(path)!r}")
     # Inside TFMOT's scope so that `aezoo optimize --method qat` models load as plain files too.
-    with quantize_scope():
-        return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+    try:
+        with quantize_scope():
+            return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise UserError(f"{path} is not a readable .keras model of the zoo (damaged or truncated?): "
+                        f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 # Per weighted layer, a full-int8 TFLite file stores 1 byte per weight and, per output

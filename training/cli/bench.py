@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
     v.add_argument("--epochs", type=int_arg(1, 100_000), default=200, help="default 200")
     v.add_argument("--out", metavar="DIR", default="runs/bench_vectors", help="default runs/bench_vectors")
     v.set_defaults(func=_vectors)
+    c = bsub.add_parser("corruption", help="random single-byte and single-field corruptions of a bundle, through aezoo detect",
+                        description="Counts, over --cases corrupted copies of BUNDLE: exit 0 with the intact bundle's "
+                                    "verdicts, exit 2 with a one-line error, or anything else.")
+    c.add_argument("bundle", metavar="BUNDLE", help="a detector bundle (it is copied, never changed)")
+    c.add_argument("--cases", type=int_arg(1, 100_000), default=500, help="default 500")
+    c.add_argument("--out", metavar="DIR", default="runs/bench_corruption", help="default runs/bench_corruption")
+    c.set_defaults(func=_corruption)
 
 
 def _small_images(args: argparse.Namespace) -> int:
@@ -54,3 +61,15 @@ def _vectors(args: argparse.Namespace) -> int:
         print(f"{name:<14} AUROC {r['model']:.4f}; PCA {r['pca']:.4f}; kNN {r['knn']:.4f}")
     print(f"IsolationForest AUROC {result['isolation_forest_auroc']:.4f}; wrote {args.out}/vectors.json")
     return 0
+
+
+def _corruption(args: argparse.Namespace) -> int:
+    from training.benchmark import corruption_check
+
+    r = corruption_check(args.bundle, args.out, cases=args.cases)
+    print(f"{r['cases']} corruptions of {args.bundle}: {r['exit_0_same_verdicts']} exit 0 with unchanged verdicts, "
+          f"{r['exit_2_clear_error']} exit 2 with a clear error, {r['wrong_or_crash']} wrong verdicts or crashes")
+    for kind, counts in r["by_kind"].items():
+        print(f"  {kind:<11} {counts}")
+    print(f"wrote {args.out}/corruption.json")
+    return 0 if r["wrong_or_crash"] == 0 else 1

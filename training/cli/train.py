@@ -56,6 +56,10 @@ def register(sub: Any) -> None:
                         "generation and compression; reports reconstruction MSE/PSNR instead of anomaly metrics")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
+    p.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none",
+                   help="tf.distribute strategy; multiworker joins the cluster of $TF_CONFIG (default: none)")
+    p.add_argument("--workers", type=int_arg(1, 16), metavar="N",
+                   help="start N loopback workers here (MultiWorkerMirroredStrategy, generated TF_CONFIG) for one run")
     p.set_defaults(func=_train)
     _register_evaluate(sub)
 
@@ -117,6 +121,8 @@ def _train(args: argparse.Namespace) -> int:
     from training import trainer
     from training.config import TrainConfig
 
+    if args.workers is not None:
+        return _launch(args, args.argv)
     overrides = _overrides(args)
     one, listed, every = _classes(args.normal_class)
     if one is not None:
@@ -133,9 +139,30 @@ def _train(args: argparse.Namespace) -> int:
         print(f"wrote {out}/summary.md and {out}/summary.json")
         return 0
     result = trainer.train(config, out=out, resume=args.resume, verbose=verbose, plots=not args.no_plots,
-                           **(overrides if args.resume else {}))
-    _print_result(result)
+                           strategy=args.strategy, **(overrides if args.resume else {}))
+    if result.metrics:  # a non-chief worker writes and prints nothing
+        _print_result(result)
     return 0
+
+
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers N``: the same command as N loopback workers; they write one run (the chief's)."""
+    from training import distribute
+
+    if args.strategy != "none" or args.out is None:
+        raise UserError("--workers starts its own multi-worker cluster: give --out, and leave out --strategy. "
+                        f"Received: --strategy {args.strategy}, --out {args.out}")
+    if args.normal_class is not None and ("," in args.normal_class or args.normal_class.strip().lower() == "all"):
+        raise UserError("--workers trains one run: give one --normal-class")
+    rest, skip = [], False
+    for a in argv:  # the same arguments without --workers N
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            rest.append(a)
+    return distribute.launch(rest, args.workers)
 
 
 def _default_out(config: Any, every: bool) -> str:

@@ -44,7 +44,16 @@ def _register_zoo(sub: Any) -> None:
     b.add_argument("--runs", default="runs/zoo_build", metavar="DIR", help="training run folders, kept for resuming")
     b.add_argument("--saved-models", metavar="DIR", help=SAVED)
     b.add_argument("--force", action="store_true", help="rebuild entries that are already complete")
+    b.add_argument("--shard", default="1/1", metavar="I/N",
+                   help="build only the I-th of N interleaved shares of the entries (N machines, then `zoo merge`)")
     b.set_defaults(func=_build)
+    m = zsub.add_parser("merge", help="combine the saved_models folders of a sharded build into one",
+                        description="Copies every entry of the SHARD folders (each verified against its manifest) into "
+                                    "--into and merges the manifests; an entry in two shards (or already in --into) is "
+                                    "refused before anything is copied.")
+    m.add_argument("shards", nargs="+", metavar="SHARD", help="saved_models folders written by `zoo build --shard`")
+    m.add_argument("--into", required=True, metavar="DIR", help="the merged saved_models folder")
+    m.set_defaults(func=_merge)
     _register_inspection(zsub)
 
 
@@ -120,17 +129,18 @@ def _models(args: argparse.Namespace) -> int:
     for name in tqdm(names, desc="models", unit="model", leave=False, disable=not args.measure):
         info = zoo.model_info(name)
         if kind not in info.input_kinds:
-            rows.append((name, info.family, ",".join(info.input_kinds), "-", "-", info.summary))
+            rows.append((name, info.family, ",".join(info.input_kinds), info.score, "-", "-", info.summary))
             continue
         model = zoo.build(name, input_shape=shape)
         size = _measured_int8_size(model) if args.measure else int8_size_estimate(model)
-        rows.append((name, info.family, ",".join(info.input_kinds), f"{model.count_params():,}", f"{size / 1024:.1f}", info.summary))
+        rows.append((name, info.family, ",".join(info.input_kinds), info.score, f"{model.count_params():,}",
+                     f"{size / 1024:.1f}", info.summary))
     how = "measured by converting (full int8, post-training)" if args.measure else "estimated from the weights (full int8, post-training)"
-    header = ("model", "family", "inputs", "params", "int8 KiB", "description")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
-    print(f"Input shape {shape}; int8 size of the reconstruction model {how}.")
+    header = ("model", "family", "inputs", "score", "params", "int8 KiB", "description")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
+    print(f"Input shape {shape}; int8 size of the reconstruction model {how}; score = the default anomaly score.")
     for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[6])
     return 0
 
 
@@ -140,10 +150,19 @@ def _build(args: argparse.Namespace) -> int:
     given = {"score": args.score, "epochs": args.epochs, "patience": args.patience, "qat_epochs": args.qat_epochs,
              "seed": args.seed}
     settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
+    shard = pipeline.parse_shard(args.shard)
     result = pipeline.build_zoo(args.dataset, models=args.models, classes=args.classes, settings=settings,
-                                runs_dir=args.runs, root=args.saved_models, force=args.force)
+                                runs_dir=args.runs, root=args.saved_models, force=args.force, shard=shard)
     print(f"built {len(result['built'])} entries, skipped {len(result['skipped'])} complete ones, "
           f"in {result['seconds'] / 60:.1f} min; manifest: {result['root']}/manifest.json")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from zoo import pretrained
+
+    merged = pretrained.merge(args.shards, args.into)
+    print(f"merged {len(merged)} entries from {len(args.shards)} shards into {args.into}/manifest.json")
     return 0
 
 

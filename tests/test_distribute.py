@@ -1,0 +1,93 @@
+"""Scale out: multi-worker training on loopback workers, and a zoo build in shards merged into one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+from zoo import pretrained
+from zoo.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "dense_ae", "--score", "mse", "--normal-class", "1", "--epochs", "2", "--min-steps", "0",
+        "--batch-size", "256", "--seed", "0", "--quiet", "--no-plots"]
+
+
+@pytest.mark.slow
+def test_two_loopback_workers_train_one_run_like_one_process(fashion_mnist_ready, tmp_path):
+    two = tmp_path / "two"
+    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", *TINY, "--workers", "2", "--out", str(two)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for name in ("model.keras", "config.json", "threshold.json", "metrics.json", "history.json"):
+        assert (two / name).is_file(), name
+    assert json.loads((two / "checkpoints" / "state.json").read_text())["finished"]
+    assert not (two / "backup").exists() and not (two / ".lock").exists()
+    one = tmp_path / "one"
+    assert main(["train", *TINY, "--out", str(one)]) == 0
+    h2 = json.loads((two / "history.json").read_text())
+    h1 = json.loads((one / "history.json").read_text())
+    # Same global batch, seed and data: the two-worker fit follows the one-process fit (within 10%).
+    assert h2["epochs_run"] == h1["epochs_run"] == 2
+    assert h2["val_loss"][-1] == pytest.approx(h1["val_loss"][-1], rel=0.10)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", *TINY, "--workers", "0", "--out", "{t}/r"], "1..16"),
+    (["train", *TINY, "--workers", "2"], "give --out"),
+    (["train", *TINY, "--strategy", "spread", "--out", "{t}/r"], "invalid choice: 'spread'"),
+    (["train", *TINY, "--strategy", "multiworker", "--out", "{t}/r"], "needs TF_CONFIG"),
+    (["zoo", "build", "--shard", "3/2", "--saved-models", "{t}/s"], "1 <= I <= N"),
+])
+def test_bad_distribution_arguments(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    argv = [a.replace("{t}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_malformed_tf_config_is_a_clear_error(monkeypatch):
+    from training import distribute
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(UserError, match="TF_CONFIG must be JSON like"):
+        distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+    assert distribute.is_chief() is False
+
+
+@pytest.mark.slow
+def test_zoo_build_in_two_shards_merges_into_one_manifest(fashion_mnist_ready, tmp_path, capsys):
+    common = ["zoo", "build", "--models", "dense_ae", "--classes", "0,1", "--epochs", "1", "--qat-epochs", "1",
+              "--runs", str(tmp_path / "runs")]
+    for i in (1, 2):
+        assert main([*common, "--shard", f"{i}/2", "--saved-models", str(tmp_path / f"shard{i}")]) == 0
+    one = json.loads((tmp_path / "shard1" / "manifest.json").read_text())["entries"]
+    two = json.loads((tmp_path / "shard2" / "manifest.json").read_text())["entries"]
+    assert sorted(one) == ["dense_ae/fashion_mnist/class_0"] and sorted(two) == ["dense_ae/fashion_mnist/class_1"]
+    assert main(["zoo", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--into", str(tmp_path / "all")]) == 0
+    merged = pretrained.read_manifest(tmp_path / "all")["entries"]
+    assert merged == {**one, **two}
+    assert main(["zoo", "verify", "--saved-models", str(tmp_path / "all")]) == 0
+    # An overlap (the same shard twice, or an entry already merged) is refused before anything is copied.
+    assert main(["zoo", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard1"), "--into", str(tmp_path / "x")]) == 2
+    assert "must not overlap" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["zoo", "merge", str(tmp_path / "shard2"), "--into", str(tmp_path / "all")]) == 2
+    # A shard of another manifest format version is refused.
+    odd = tmp_path / "odd"
+    shutil.copytree(tmp_path / "shard1", odd)
+    manifest = json.loads((odd / "manifest.json").read_text())
+    (odd / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    assert main(["zoo", "merge", str(odd), "--into", str(tmp_path / "y")]) == 2
+    assert "format_version 99" in capsys.readouterr().err

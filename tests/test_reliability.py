@@ -1,0 +1,112 @@
+"""Bad input, as a careless or hostile user gives it: exit 2 with a message naming what was expected,
+no traceback, and nothing on disk changed except what the command owns."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.cli import main
+from zoo.errors import UserError
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """A folder with a user's files, an empty folder, a text .npy and an image folder without a test split."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("a file")
+    (tmp_path / "text.npy").write_text("just text")
+    (tmp_path / "dir.png").mkdir()
+    return tmp_path
+
+
+CASES = [
+    (["train", "--normal-class", ",", "--out", "{t}/r"], "--normal-class expects"),
+    (["train", "--out", "{t}/afile"], "is a file"),
+    (["train", "--out", "{t}/mine"], "folder with other files"),
+    (["train", "--dataset", "{t}/empty", "--out", "{t}/r"], "not an image folder"),
+    (["train", "--dataset", "{t}/text.csv", "--out", "{t}/r"], "not found"),
+    (["train", "--score", "elbo", "--model", "conv_ae", "--out", "{t}/r"], "variational"),
+    (["train", "--image-size", "3,3", "--out", "{t}/r"], "8..1024"),
+    (["train", "--dataset", "fashion_mnist", "--test-data", "{t}/afile", "--out", "{t}/r"], "--test-data goes with"),
+    (["evaluate", "{t}/mine"], "expected a run folder"),
+    (["sample", "{t}/mine", "--out", "{t}/mine"], "is a directory"),
+    (["sample", "{t}/mine", "--out", "{t}/g.png", "--n", "100000"], "1..1024"),
+    (["embed", "{t}/mine", "--out", "{t}/afile"], "already exists"),
+    (["zoo", "verify", "--saved-models", "{t}/typo"], "does not exist"),
+    (["zoo", "list", "--saved-models", "{t}/afile"], "is a file"),
+    (["zoo", "table", "--write", "{t}/missing/README.md"], "is not a file"),
+    (["data", "info", "fashion_mnist", "--data-dir", "{t}/typo"], "does not exist"),
+    (["detect", "{t}/mine", "{t}/afile"], "detector.json is missing"),
+    (["export", "{t}/mine", "--out", "{t}/b"], "incomplete"),
+    (["optimize", "{t}/empty", "--method", "qat"], "incomplete"),
+    (["models", "nothing*"], "no model matches"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a[:2]) + f" [{i}]" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_is_a_clear_exit_2_and_changes_nothing(sandbox, argv, message, capsys):
+    before = _tree(sandbox)
+    argv = [a.replace("{t}", str(sandbox)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusals exit 2 too
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err, err
+    assert _tree(sandbox) == before, "a refused command changed the file system"
+    assert not [p for p in sandbox.rglob(".*") if p.name != ".lock"], "temporaries left behind"
+
+
+def test_python_api_raises_user_errors(tmp_path):
+    import zoo
+    from edge import Detector
+    from training.config import TrainConfig
+
+    for call, match in [
+        (lambda: Detector.load(None), "path of a detector bundle"),
+        (lambda: Detector.from_zoo("conv_ae", normal_class="x"), "normal_class must be an integer"),
+        (lambda: Detector.from_zoo("conv_ae", normal_class=1.7), "normal_class must be an integer"),
+        (lambda: Detector.from_zoo("conv_ae", root=tmp_path / "missing"), "does not exist"),
+        (lambda: TrainConfig(percentile="x"), "percentile must be a number"),
+        (lambda: TrainConfig.from_json("{bad"), "not JSON"),
+        (lambda: zoo.list_models(5), "glob string"),
+        (lambda: zoo.load_model(_garbage(tmp_path)), "not a readable .keras model"),
+    ]:
+        with pytest.raises(UserError, match=match):
+            call()
+
+
+def _garbage(tmp_path: Path) -> Path:
+    path = tmp_path / "garbage.keras"
+    path.write_bytes(os.urandom(256))
+    return path
+
+
+def test_no_nan_in_metrics_json_without_anomalies(tmp_path):
+    """A folder whose test split holds only the normal class: AUROC is null with a reason, valid JSON."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 8)):
+        folder = tmp_path / "one" / split / "only"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8), "L").save(folder / f"{i}.png")
+    assert main(["train", "--model", "dense_ae", "--dataset", str(tmp_path / "one"), "--normal-class", "0", "--epochs", "1",
+                 "--min-steps", "0", "--quiet", "--no-plots", "--out", str(tmp_path / "run")]) == 0
+    text = (tmp_path / "run" / "metrics.json").read_text()
+    assert "NaN" not in text
+    metrics = json.loads(text)
+    assert metrics["model"]["auroc"] is None and "no labelled test split" in metrics["model"]["undefined_because"]
