@@ -114,6 +114,9 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
          "64 lowercase hex digits")
     _get(spec, where, "model.bytes", lambda v: _int(v, 1), "a positive integer")
     _get(spec, where, "model.quant", lambda v: v in QUANT_MODES, f"one of {QUANT_MODES}")
+    quantizer = spec["model"].get("quantizer", "tflite-converter")
+    if quantizer not in ("tflite-converter", "litert"):
+        _fail(where, "model.quantizer", "'tflite-converter' or 'litert'", quantizer)
     _check_tensor(spec, where, "input")
     outputs = _get(spec, where, "outputs", lambda v: isinstance(v, list) and v and all(isinstance(o, dict) for o in v),
                    "a non-empty list of output tensors")

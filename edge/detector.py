@@ -98,10 +98,15 @@ class Detector:
         self._in = ins[0]
         self._in_dtype = np.dtype(ins[0]["dtype"])
         self._in_q = _quant_params(ins[0])
+        self._outbufs = None
         if self._in_q[0] is not None:
             info = np.iinfo(self._in_dtype)
             self._in_range = (float(info.min), float(info.max))
             self._in_inv_scale = np.float32(1.0 / self._in_q[0])
+            # Image pixels are checked to lie in [0, 1]; when that range quantizes inside the integer
+            # range (the usual case: calibrated on [0, 1] images) clipping is a no-op and skipped.
+            top = float(np.rint(np.float32(1.0) * self._in_inv_scale)) + self._in_q[1]
+            self._in_clip = not (self.is_image and info.min <= self._in_q[1] and top <= info.max)
         self._outs = [(o["name"], d["index"], _quant_params(d)) for d, o in zip(outs, spec["outputs"])]
         dynamic = int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1
         # A fixed-batch model (TFLite Micro exports use 1) runs in chunks of its batch; resizing
@@ -144,33 +149,51 @@ class Detector:
         return (f"Detector(model={self.spec['provenance'].get('model')!r}, quant={self.spec['model']['quant']!r}, "
                 f"input={self.input_shape}, score={self.score_kind!r}, threshold_={self.threshold_:.6g})")
 
-    # -- the hot path ------------------------------------------------------------------------------------------
+    # -- the hot path: preallocated buffers, no copies beyond LiteRT's own ------------------------------------
 
     def _resize(self, n: int) -> None:
-        self._interp.resize_tensor_input(self._in["index"], [n, *self.input_shape])
-        self._interp.allocate_tensors()
+        """Size the interpreter and the work buffers for batches of ``n``."""
+        if n != int(self._interp.get_input_details()[0]["shape"][0]):
+            self._interp.resize_tensor_input(self._in["index"], [n, *self.input_shape])
+            self._interp.allocate_tensors()
         self._batch = n
+        self._qbuf = np.empty((n, *self.input_shape), np.float32)
+        self._inbuf = np.empty((n, *self.input_shape), self._in_dtype)
+        self._outbufs = {o["name"]: np.empty((n, *o["shape"]), np.float64) for o in self.spec["outputs"]}
 
     def _run(self, x: np.ndarray, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        """Run one chunk of prepared float inputs; return the dequantized outputs ``names`` (default: all)."""
-        if len(x) != self._batch:
+        """Run one chunk of prepared float inputs; return the dequantized outputs ``names`` (default: all).
+
+        The arrays returned are work buffers, reused by the next call: copy them to keep them.
+        """
+        if len(x) != self._batch or self._outbufs is None:
             self._resize(len(x))
         self._interp.set_tensor(self._in["index"], self._to_input(x))
         self._interp.invoke()
         outputs = {}
         for name, index, (scale, zero) in self._outs:
             if names is None or name in names:
-                raw = self._interp.get_tensor(index)
-                outputs[name] = raw.astype(np.float64) if scale is None else (raw.astype(np.float64) - zero) * scale
+                buf = self._outbufs[name]
+                np.copyto(buf, self._interp.get_tensor(index), casting="unsafe")
+                if scale is not None:
+                    buf -= zero
+                    buf *= scale
+                outputs[name] = buf
         return outputs
 
     def _to_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as the input tensor holds it: clip(round(x / scale) + zero_point) for an int8 model."""
         if self._in_q[0] is None:
-            return x.astype(self._in_dtype, copy=False)
-        q = np.rint(x * self._in_inv_scale)
+            np.copyto(self._inbuf, x, casting="unsafe")
+            return self._inbuf
+        q = self._qbuf
+        np.multiply(x, self._in_inv_scale, out=q, casting="unsafe")
+        np.rint(q, out=q)
         q += self._in_q[1]
-        lo, hi = self._in_range
-        return np.clip(q, lo, hi, out=q).astype(self._in_dtype)
+        if self._in_clip:
+            np.clip(q, *self._in_range, out=q)
+        np.copyto(self._inbuf, q, casting="unsafe")
+        return self._inbuf
 
     def _chunks(self, x: np.ndarray):
         for i in range(0, len(x), self._chunk):
@@ -181,20 +204,24 @@ class Detector:
     def prepare(self, inputs) -> np.ndarray:
         """Return ``inputs`` as the float batch the model takes (validated, standardized for vectors), or raise UserError."""
         x = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
-        x = self._prepare_image(x) if self.is_image else self._prepare_vector(x)
-        if x.dtype.kind != "f":
-            raise UserError(f"expected float values or uint8 images. Received: dtype={x.dtype}")
+        if not (x.dtype == np.float32 and x.shape[1:] == self.input_shape and x.ndim == len(self.input_shape) + 1):
+            x = self._prepare_image(x) if self.is_image else self._prepare_vector(x)
+            if x.dtype.kind != "f":
+                raise UserError(f"expected float values or uint8 images. Received: dtype={x.dtype}")
         if x.size:
-            lo, hi = x.min(), x.max()  # NaN propagates through min/max: one pass checks both
-            if not (np.isfinite(lo) and np.isfinite(hi)):
-                bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
-                raise UserError(f"inputs contain NaN or infinite values (indices {bad[:10].tolist()}). Received: {len(x)} inputs")
-            if self.is_image and (lo < 0.0 or hi > 1.0):
-                raise UserError("expected float pixels in [0, 1] (the bundle's preprocessing: uint8 / 255); "
-                                f"pass uint8 arrays or divide by 255. Received: min={float(lo):g}, max={float(hi):g}")
+            lo, hi = x.min(), x.max()  # NaN fails every comparison below, so one pass checks both
+            if not ((0.0 <= lo and hi <= 1.0) if self.is_image else (np.isfinite(lo) and np.isfinite(hi))):
+                self._refuse_values(x, lo, hi)
         if not self.is_image:
             x = (x.astype(np.float32) - self._mean) * self._inv_scale
         return x.astype(np.float32, copy=False)
+
+    def _refuse_values(self, x: np.ndarray, lo: float, hi: float) -> None:
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+            raise UserError(f"inputs contain NaN or infinite values (indices {bad[:10].tolist()}). Received: {len(x)} inputs")
+        raise UserError("expected float pixels in [0, 1] (the bundle's preprocessing: uint8 / 255); "
+                        f"pass uint8 arrays or divide by 255. Received: min={float(lo):g}, max={float(hi):g}")
 
     def _prepare_image(self, x: np.ndarray) -> np.ndarray:
         h, w, c = self.input_shape
@@ -222,7 +249,7 @@ class Detector:
     def outputs(self, inputs) -> dict[str, np.ndarray]:
         """Return the model's dequantized outputs by name (e.g. "reconstruction"), concatenated over chunks."""
         x = self.prepare(inputs)
-        parts = [self._run(c) for c in self._chunks(x)] if len(x) else []
+        parts = [{k: v.copy() for k, v in self._run(c).items()} for c in self._chunks(x)] if len(x) else []
         return {name: np.concatenate([p[name] for p in parts]) if parts else np.empty((0, *o["shape"]))
                 for name, o in zip(self.output_names, self.spec["outputs"])}
 
@@ -232,10 +259,10 @@ class Detector:
 
     def score_prepared(self, x: np.ndarray) -> np.ndarray:
         """:meth:`score` of inputs that :meth:`prepare` returned (not validated or standardized again)."""
-        if not len(x):
-            return np.empty(0, np.float64)
-        parts = [compute(self.score_kind, c, self._run(c, self._needed), self.score_params) for c in self._chunks(x)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if len(x) <= self._chunk:
+            return compute(self.score_kind, x, self._run(x, self._needed), self.score_params) if len(x) else np.empty(0)
+        return np.concatenate([compute(self.score_kind, c, self._run(c, self._needed), self.score_params)
+                               for c in self._chunks(x)])
 
     decision_function = score
 
@@ -245,7 +272,14 @@ class Detector:
 
     def quantize(self, inputs) -> np.ndarray:
         """Return ``inputs`` as the model's input tensor would hold them (int8 for an int8 model)."""
-        return self._to_input(self.prepare(inputs))
+        x = self.prepare(inputs)
+        return np.concatenate([self._quantized(c) for c in self._chunks(x)]) if len(x) else \
+            np.empty((0, *self.input_shape), self._in_dtype)
+
+    def _quantized(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self._batch or self._outbufs is None:
+            self._resize(len(x))
+        return self._to_input(x).copy()
 
     def reconstruct(self, inputs) -> np.ndarray:
         """Return the model's reconstructions (float32; standardized units for vectors)."""

@@ -60,7 +60,7 @@ def get_kind(name: str) -> ScoreKind:
 
 def compute(kind: str, x: np.ndarray, outputs: Outputs, params: dict | None = None) -> np.ndarray:
     """Return one float64 score per row of ``x`` from the model ``outputs`` (dequantized to float)."""
-    spec = get_kind(kind)
+    spec = SCORE_KINDS.get(kind) or get_kind(kind)
     missing = [o for o in spec.outputs if o not in outputs]
     if missing:
         raise UserError(f"score {kind!r} needs the model outputs {list(spec.outputs)}; missing {missing}. "
@@ -73,10 +73,10 @@ def _per_row(a: np.ndarray) -> np.ndarray:
 
 
 def _residual(x: np.ndarray, out: Outputs) -> np.ndarray:
-    x_hat = out["reconstruction"]
-    if np.shape(x) != np.shape(x_hat):
-        raise UserError(f"images and reconstructions must have the same shape. Received: {np.shape(x)} and {np.shape(x_hat)}")
-    return _per_row(np.asarray(x, np.float64) - np.asarray(x_hat, np.float64))
+    x_hat = np.asarray(out["reconstruction"])
+    if np.shape(x) != x_hat.shape:
+        raise UserError(f"images and reconstructions must have the same shape. Received: {np.shape(x)} and {x_hat.shape}")
+    return np.subtract(x, x_hat, dtype=np.float64).reshape(len(x_hat), -1)
 
 
 @score_kind("mse", ("reconstruction",))

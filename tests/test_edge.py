@@ -419,3 +419,22 @@ def test_an_interrupted_swap_is_recovered(tmp_path):
     recover_dir(out)
     assert (out / SPEC_FILE).is_file() and not old.exists()
     assert not list(tmp_path.glob(".bundle.tmp-*"))
+
+
+def test_litert_quantizer_export_ranks_like_the_float_model(trained, data, tmp_path):
+    """The second int8 path: the AI Edge Quantizer on the float .tflite, calibrated on normal training images."""
+    pytest.importorskip("ai_edge_quantizer")
+    from sklearn.metrics import roc_auc_score
+
+    from edge.scoring import score_reconstruction
+    from training.convert import export_detector
+    from training.detector import AutoencoderDetector
+
+    x_test, y_test = data[2], data[3]
+    det = AutoencoderDetector(network=trained, score="mse").calibrate(data[0], data[1])
+    bundle = export_detector(det, tmp_path / "litert", x_train=data[0], x_val=data[1], class_names=data[4],
+                             provenance={"seed": 0}, quantizer="litert", n_representative=300)
+    d = Detector.load(bundle)
+    assert d.spec["model"]["quantizer"] == "litert" and d.spec["input"]["dtype"] == "int8"
+    auc_float = roc_auc_score(y_test, score_reconstruction(x_test, trained.predict(x_test, batch_size=500, verbose=0)))
+    assert abs(roc_auc_score(y_test, d.score(x_test)) - auc_float) <= 0.005

@@ -8,7 +8,7 @@ import pytest
 
 from training.cli import main
 
-ROWS = ["keras", "float32", "float16", "dynamic", "int8", "qat_int8", "prune_int8", "cluster_int8"]
+ROWS = ["keras", "float32", "float16", "dynamic", "int8", "int8_litert", "qat_int8", "prune_int8", "cluster_int8"]
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_report_has_every_row_and_writes_md_and_json(tiny_mse_run, tmp_path, cap
     assert main(["report", str(tiny_mse_run), "--out", str(tmp_path / "again"), "--iterations", "5", "--batch", "50",
                  "--methods", "qat"]) == 0
     again = json.loads((tmp_path / "again" / "report.json").read_text())
-    assert [r["key"] for r in again["rows"]] == ROWS[:6] and again["rows"][-1]["reused_run"] is True
+    assert [r["key"] for r in again["rows"]] == ROWS[:7] and again["rows"][-1]["reused_run"] is True
 
 
 def test_report_rejects_bad_options(tmp_path, capsys):

@@ -280,3 +280,43 @@ def test_models_command_lists_every_variant(capsys):
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         params = zoo.build(name).count_params()
         assert f"{params:,}" in line
+
+
+# ---------------------------------------------------------------- Keras 3
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_variant_builds_in_keras_3_with_the_same_outputs(name, tmp_path):
+    from zoo.keras import keras3
+
+    x = make_data((28, 28, 1))[:8]
+    tf_keras_model = zoo.build(name)
+    k3 = zoo.build(name, keras_version=3)
+    assert isinstance(k3, keras3().Model) and [l.name for l in k3.layers] == [l.name for l in tf_keras_model.layers]
+    zoo.save_weights(tf_keras_model, tmp_path / "w.npz")  # by layer name: both load it
+    zoo.load_weights(k3, tmp_path / "w.npz")
+    np.testing.assert_allclose(k3.predict(x, verbose=0), tf_keras_model.predict(x, verbose=0), atol=1e-6)
+    assert zoo.encoder(k3).output.shape[-1] == zoo.encoder(tf_keras_model).output.shape[-1]
+
+
+def test_keras_3_fit_and_qat_refusal():
+    from zoo.errors import UserError
+
+    x = make_data((28, 28, 1))
+    model = zoo.build("conv_ae", keras_version=3)
+    model.compile(optimizer="adam", loss="mse")
+    loss = model.fit(x, x, batch_size=16, epochs=2, verbose=0).history["loss"]
+    assert loss[-1] < loss[0]
+    with pytest.raises(UserError, match="no Keras 3 support"):
+        zoo.qat_model(model)
+    with pytest.raises(UserError, match="keras_version must be 2"):
+        zoo.build("conv_ae", keras_version=4)
+
+
+def test_a_pretrained_entry_loads_into_keras_3_with_the_same_weights():
+    from zoo import pretrained
+
+    if not pretrained.list_pretrained("conv_ae"):
+        pytest.skip("no pretrained conv_ae entry")
+    x = make_data((28, 28, 1))[:8]
+    two = zoo.load("conv_ae", normal_class=0)
+    three = zoo.load("conv_ae", normal_class=0, keras_version=3)
+    np.testing.assert_allclose(three.predict(x, verbose=0), two.predict(x, verbose=0), atol=1e-5)

@@ -10,6 +10,7 @@ again on the exported model's own scores of the normal validation images.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -24,13 +25,17 @@ from zoo.errors import UserError
 from zoo.quiet import native_stderr_silenced
 
 EXPORT_FORMATS = ("bundle", "c-array")
+# Who quantizes an int8 model: TensorFlow's TFLiteConverter (with a representative dataset), or the
+# LiteRT / AI Edge Quantizer applied to the float .tflite (package ai-edge-quantizer).
+QUANTIZERS = ("tflite-converter", "litert")
 C_ARRAY_NAME = "aezoo_model"
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
 MICRO_CHECK_INPUTS = 16
 
 
-def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None) -> bytes:
+def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None,
+              quantizer: str = "tflite-converter") -> bytes:
     """Convert a Keras graph (one input, one or more outputs) to TFLite, traced with ``training=False``.
 
     Training-only behaviour (denoising corruption, VAE sampling) is left out, so a VAE
@@ -43,11 +48,23 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
         representative: normal float32 inputs shaped like the graph's input, to calibrate
             activation ranges; required for "int8".
         batch_size: fixed batch dimension (1 for TFLite Micro), or None for a dynamic batch.
+        quantizer: for "int8", "tflite-converter" (default) or "litert" (the AI Edge Quantizer's
+            static int8 recipe on the float model, calibrated on ``representative``).
     """
-    from zoo.keras import tf
-
     if quant not in QUANT_MODES:
         raise UserError(f"quant must be one of {', '.join(QUANT_MODES)}. Received: quant={quant!r}")
+    if quantizer not in QUANTIZERS:
+        raise UserError(f"quantizer must be one of {', '.join(QUANTIZERS)}. Received: quantizer={quantizer!r}")
+    if quantizer == "litert" and quant == "int8":
+        floating = _convert(graph, "float32", None, batch_size, strip=False)
+        return strip_names(litert_int8(floating, _check_representative(representative, tuple(graph.inputs[0].shape[1:]))))
+    return _convert(graph, quant, representative, batch_size)
+
+
+def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_size: int | None, *, strip: bool = True) -> bytes:
+    """TFLiteConverter on ``graph`` traced with ``training=False``."""
+    from zoo.keras import tf
+
     if len(graph.inputs) != 1:
         raise UserError(f"to_tflite needs a graph with one input. Received: {graph.name!r} with {len(graph.inputs)} inputs")
     in_shape = tuple(graph.inputs[0].shape[1:])
@@ -77,9 +94,35 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
             # "Statistics for quantized inputs were expected": the int8 input's range comes from the representative data.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             converted = converter.convert()
-        return strip_names(bytes(converted))
+        return strip_names(bytes(converted)) if strip else bytes(converted)
     except Exception as exc:  # the converter raises ConverterError/RuntimeError with MLIR text
         raise RuntimeError(f"TFLite conversion of {graph.name!r} with quant={quant!r} failed: {exc}") from exc
+
+
+def litert_int8(floating: bytes, representative: np.ndarray) -> bytes:
+    """Full-integer int8 of a float .tflite with the LiteRT / AI Edge Quantizer, calibrated on ``representative``."""
+    try:
+        from ai_edge_quantizer import quantizer as aeq, recipe
+    except ImportError:
+        raise UserError("--quantizer litert needs the AI Edge Quantizer: pip install ai-edge-quantizer") from None
+    from ai_edge_litert.interpreter import Interpreter
+
+    signatures = Interpreter(model_content=floating).get_signature_list()
+    key = next(iter(signatures))
+    name = signatures[key]["inputs"][0]
+    q = aeq.Quantizer(floating)
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    with native_stderr_silenced(), warnings.catch_warnings(), _quiet_stdout():
+        warnings.simplefilter("ignore")
+        calibration = q.calibrate({key: [{name: representative[i : i + 1]} for i in range(len(representative))]})
+        return bytes(q.quantize(calibration).quantized_model)
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Any:
+    """The AI Edge Quantizer prints its progress and a size summary to stdout."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def strip_names(tflite: bytes) -> bytes:
@@ -152,7 +195,8 @@ def output_order(tflite: bytes, graph: Any, probe: np.ndarray) -> list[str]:
     return names
 
 
-def deployed_score(detector: Any, quant: str, representative: np.ndarray | None, x_train: np.ndarray) -> tuple[Any, Any]:
+def deployed_score(detector: Any, quant: str, representative: np.ndarray | None, x_train: np.ndarray,
+                   quantizer: str = "tflite-converter") -> tuple[Any, Any]:
     """(score, graph) to export: for int8, the score's head refitted on the int8 model's own features.
 
     Whitening amplifies the small quantization errors of features of low variance, so a
@@ -163,7 +207,7 @@ def deployed_score(detector: Any, quant: str, representative: np.ndarray | None,
     features = score.feature_graph(detector.model_) if quant == "int8" else None
     if features is None:
         return score, detector.graph_
-    tflite = to_tflite(features, "int8", representative)
+    tflite = to_tflite(features, "int8", representative, quantizer=quantizer)
     names = output_order(tflite, features, np.asarray(x_train[:4], np.float32))
     values = run_tflite(tflite, x_train)[names.index("features")]
     score = copy.deepcopy(score).fit_head(values)
@@ -179,7 +223,7 @@ def _tensor_spec(details: dict, name: str | None = None) -> dict:
 
 
 def bundle_spec(tflite: bytes, output_names: list[str], *, quant: str, batch: Any, score: Any, preprocessing: dict,
-                class_names: list[str], provenance: dict) -> dict:
+                class_names: list[str], provenance: dict, quantizer: str = "tflite-converter") -> dict:
     """detector.json without its threshold: tensors, preprocessing, score, classes, provenance."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -189,7 +233,7 @@ def bundle_spec(tflite: bytes, output_names: list[str], *, quant: str, batch: An
     shape = [int(v) for v in ins[0]["shape"][1:]]
     return {
         # A microcontroller build runs TFLite's reference kernels; so does its bundle's Detector (edge.micro).
-        "model": {"quant": quant, "quantizer": "tflite-converter", "batch": batch,
+        "model": {"quant": quant, "quantizer": quantizer if quant == "int8" else "tflite-converter", "batch": batch,
                   "kernels": "reference" if batch == 1 else "default"},
         "input": _tensor_spec(ins[0]),
         "outputs": [_tensor_spec(d, n) for d, n in zip(outs, output_names)],
@@ -249,7 +293,8 @@ def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
 
 def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],
                     provenance: dict, preprocessing: dict | None = None, quant: str = "int8", fmt: str = "bundle",
-                    n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False) -> Path:
+                    n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
+                    quantizer: str = "tflite-converter") -> Path:
     """Convert a fitted ``AutoencoderDetector`` and write its bundle (and, for ``fmt="c-array"``, the C files).
 
     Args:
@@ -261,6 +306,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         preprocessing: the split's preprocessing record (image resize, vector standardization).
         quant: "float32", "float16", "dynamic" or "int8".
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
+        quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
     """
     from edge.bundle import check_spec, write_bundle
     from zoo import files
@@ -274,10 +320,10 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     files.check_replaceable(out, kind="detector bundle", marker="detector.json", overwrite=overwrite)
     batch = 1 if fmt == "c-array" else None
     rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) if quant == "int8" else None
-    score, graph = deployed_score(detector, quant, rep, x_train)
-    tflite = to_tflite(graph, quant, rep, batch_size=batch)
+    score, graph = deployed_score(detector, quant, rep, x_train, quantizer)
+    tflite = to_tflite(graph, quant, rep, batch_size=batch, quantizer=quantizer)
     names = output_order(tflite, graph, np.asarray(x_val[: batch or 4], np.float32))
-    spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score,
+    spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score, quantizer=quantizer,
                        preprocessing=preprocessing or {}, class_names=class_names, provenance=provenance)
     spec["threshold"] = _calibrate(spec, tflite, detector, x_val)
     check_spec({"format": "aezoo-detector", "format_version": 2, **spec,
@@ -300,7 +346,8 @@ def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str,
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "int8", fmt: str = "bundle",
-               n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False) -> Path:
+               n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
+               quantizer: str = "tflite-converter") -> Path:
     """Export a run folder's detector: representative inputs and threshold from its normal training/validation data.
 
     Test data is never used.
@@ -320,4 +367,4 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "
     with run.lock():
         return export_detector(detector, out, x_train=split.x_train, x_val=split.x_val, class_names=list(split.class_names),
                                provenance=prov, preprocessing=split.preprocessing, quant=quant, fmt=fmt,
-                               n_representative=n_representative, overwrite=overwrite)
+                               n_representative=n_representative, overwrite=overwrite, quantizer=quantizer)

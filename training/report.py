@@ -2,7 +2,7 @@
 
 ``aezoo report RUN`` (:func:`build_report`) puts in one table, for the detector of a
 training run: the float Keras detector; float32, float16, dynamic-range and full-int8
-TFLite conversions; and the int8 TFLite detectors of its compressed runs (QAT,
+TFLite conversions; full int8 by the LiteRT / AI Edge Quantizer; and the int8 TFLite detectors of its compressed runs (QAT,
 pruned, clustered, ...; made by ``training.compress.optimize_run`` or reused). Per row:
 test AUROC and its change against the float detector, recall at 5% FPR, file and
 ``gzip -9`` size, batch-1 latency through ``edge.Detector`` and the bare ``invoke()``
@@ -56,15 +56,16 @@ def _metrics(detector: Any, split: Any) -> dict:
             "recall_at_5pct_fpr": m["recall_at_fpr"]["0.05"]["recall"]}
 
 
-def _bundle_row(detector: Any, split: Any, out: Path, quant: str, provenance: dict, settings: dict) -> dict:
-    """Export ``detector`` as ``quant`` into ``out`` and measure the bundle."""
+def _bundle_row(detector: Any, split: Any, out: Path, quant: str, provenance: dict, settings: dict,
+                quantizer: str = "tflite-converter") -> dict:
+    """Export ``detector`` as ``quant`` (by ``quantizer``) into ``out`` and measure the bundle."""
     from edge import Detector
     from edge.latency import batch1_latency, throughput
     from training.convert import export_detector
 
     bundle = export_detector(detector, out, quant=quant, x_train=split.x_train, x_val=split.x_val,
                              class_names=list(split.class_names), provenance=provenance,
-                             preprocessing=split.preprocessing, overwrite=True)
+                             preprocessing=split.preprocessing, overwrite=True, quantizer=quantizer)
     det = Detector.load(bundle, num_threads=1)
     data = (bundle / det.spec["model"]["file"]).read_bytes()
     x_batch = np.resize(split.x_test, (settings["batch"], *split.x_test.shape[1:])).astype(np.float32)
@@ -113,6 +114,7 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
     settings = {"threads": 1, "iterations": iterations, "batch": batch, "methods": methods}
     prov = runs.provenance(config.to_dict(), run=run.resolve().name, class_names=list(split.class_names))
     plan = [("keras", "float Keras", None, None)] + [(q, f"{q} TFLite", None, q) for q in QUANT_MODES] + \
+           [("int8_litert", "int8 (LiteRT quantizer)", None, "int8")] + \
            [(f"{m}_int8", METHOD_LABELS[m], m, "int8") for m in methods]
     rows = []
     for key, label, method, quant in tqdm(plan, desc=f"report {run.name}", unit="row"):
@@ -120,7 +122,9 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
         if key == "keras":
             row.update(_keras_row(detector, split, run, settings))
         elif method is None:
-            row.update(_bundle_row(detector, split, out / "bundles" / key, quant, {**prov, "report_row": key}, settings))
+            quantizer = "litert" if key == "int8_litert" else "tflite-converter"
+            row.update(_bundle_row(detector, split, out / "bundles" / key, quant, {**prov, "report_row": key}, settings,
+                                   quantizer))
         else:
             source, reused = _compressed_run(run, method, epochs=epochs, seed=config.seed, split=split)
             compressed, _ = runs.load_run(source)

@@ -5,7 +5,7 @@ without it); the public names load on first use (PEP 562 ``__getattr__``).
 
     import zoo
     zoo.list_models()                       # ['conv_ae', 'conv_vae', 'dense_ae', ...]
-    model = zoo.build("conv_ae", latent_dim=16)
+    model = zoo.build("conv_ae", latent_dim=16)         # tf_keras; keras_version=3 for a Keras 3 model
     zoo.encoder(model), zoo.decoder(model)  # input -> code, code -> reconstruction
     qat = zoo.qat_model(model)              # quantization-aware copy for TFMOT
 """
@@ -22,6 +22,8 @@ _LAZY = {
     "build": "zoo.models",
     "config_for": "zoo.models",
     "load_model": "zoo.registry",
+    "save_weights": "zoo.registry",
+    "load_weights": "zoo.registry",
     "ModelConfig": "zoo.registry",
     "ModelInfo": "zoo.registry",
     "custom_objects": "zoo.layers",

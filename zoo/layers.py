@@ -35,11 +35,6 @@ _QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
 _PrunableLayer = tfmot.sparsity.keras.PrunableLayer
 
 
-def _in_training(training: Any) -> Any:
-    # Keras passes training=None when called outside fit(); fall back to the learning phase.
-    return keras.backend.learning_phase() if training is None else training
-
-
 def _smart_cond(pred: Any, true_fn: Any, false_fn: Any) -> Any:
     # A Python bool picks a branch at trace time, so the inference graph holds no random op.
     return tf.__internal__.smart_cond.smart_cond(pred, true_fn, false_fn)
@@ -69,7 +64,7 @@ class NoOpQuantizeConfig(_QuantizeConfig):
 
 
 class _ZooLayer(keras.layers.Layer, _PrunableLayer):
-    """Shared by the custom layers: no prunable weights, a no-op QAT annotation."""
+    """The tf_keras base of the custom layers: no prunable weights, a no-op QAT annotation."""
 
     def get_prunable_weights(self) -> list:
         return []
@@ -78,10 +73,13 @@ class _ZooLayer(keras.layers.Layer, _PrunableLayer):
         """The QuantizeConfig ``qat_model`` annotates this layer with."""
         return NoOpQuantizeConfig()
 
+    def _training(self, training: Any) -> Any:
+        # tf_keras passes training=None when called outside fit(); fall back to the learning phase.
+        return keras.backend.learning_phase() if training is None else training
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Corruption(_ZooLayer):
-    """Corrupt the input while training; identity in inference.
+
+class CorruptionBody:
+    """Corrupt the input while training; identity in inference (the ``Corruption`` layer).
 
     Args:
         kind: "gaussian" (add ``strength`` * N(0, 1), clipped to [0, 1]),
@@ -96,7 +94,7 @@ class Corruption(_ZooLayer):
         self.strength = float(strength)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
-        return _smart_cond(_in_training(training), lambda: self._corrupt(inputs), lambda: inputs)
+        return _smart_cond(self._training(training), lambda: self._corrupt(inputs), lambda: inputs)
 
     def _corrupt(self, x: Any) -> Any:
         if self.kind == "gaussian":
@@ -113,9 +111,8 @@ class Corruption(_ZooLayer):
         return {**super().get_config(), "kind": self.kind, "strength": self.strength}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class Sampling(_ZooLayer):
-    """VAE reparameterization on ``[z_mean, z_log_var]``; adds the weighted KL term.
+class SamplingBody:
+    """VAE reparameterization on ``[z_mean, z_log_var]``; adds the weighted KL term (the ``Sampling`` layer).
 
     Training: ``z_mean + exp(0.5 * z_log_var) * tf.random.normal``. Inference:
     ``z_mean`` (deterministic export). The KL divergence to N(0, I), summed over the
@@ -135,7 +132,7 @@ class Sampling(_ZooLayer):
         def sample() -> Any:
             return z_mean + tf.exp(0.5 * z_log_var) * tf.random.normal(tf.shape(z_mean), dtype=z_mean.dtype)
 
-        return _smart_cond(_in_training(training), sample, lambda: z_mean)
+        return _smart_cond(self._training(training), sample, lambda: z_mean)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "beta": self.beta, "scale": self.scale}
@@ -146,9 +143,8 @@ def kl_divergence(z_mean: Any, z_log_var: Any) -> Any:
     return -0.5 * tf.reduce_sum(1.0 + z_log_var - tf.square(z_mean) - tf.exp(z_log_var), axis=-1)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class SparsityPenalty(_ZooLayer):
-    """Identity on the code that adds a sparsity penalty (training and evaluation loss).
+class SparsityPenaltyBody:
+    """Identity on the code that adds a sparsity penalty, in training and evaluation (the ``SparsityPenalty`` layer).
 
     Args:
         kind: "l1" (sum of |code| per example) or "kl" (sum over units of
@@ -188,7 +184,44 @@ class SparsityPenalty(_ZooLayer):
         }
 
 
+# The behaviour of each layer is written once (the *Body classes); each Keras gets its own subclass of it.
+BODIES = {"Corruption": CorruptionBody, "Sampling": SamplingBody, "SparsityPenalty": SparsityPenaltyBody}
+
+
+def _subclasses(base: type, register: Any, module: str) -> dict[str, type]:
+    classes = {}
+    for name, body in BODIES.items():
+        cls = type(name, (body, base), {"__module__": module, "__doc__": body.__doc__})
+        classes[name] = register(package=PACKAGE)(cls)
+    return classes
+
+
+_tf_keras = _subclasses(_ZooLayer, keras.saving.register_keras_serializable, __name__)
+Corruption, Sampling, SparsityPenalty = (_tf_keras[n] for n in BODIES)
 CUSTOM_LAYERS = (Corruption, Sampling, SparsityPenalty)
+_keras3: dict[str, type] = {}
+
+
+def keras3_layers() -> dict[str, type]:
+    """The custom layers for Keras 3 (same bodies, Keras 3 base; no TFMOT annotation: TFMOT needs tf_keras)."""
+    if not _keras3:
+        from zoo.keras import keras3
+
+        k3 = keras3()
+
+        class _Keras3Layer(k3.layers.Layer):
+            def _training(self, training: Any) -> Any:
+                return bool(training)  # Keras 3 passes a bool, or None outside fit: inference
+
+        _keras3.update(_subclasses(_Keras3Layer, k3.saving.register_keras_serializable, __name__))
+    return _keras3
+
+
+def layer(name: str) -> type:
+    """The custom layer ``name`` for the Keras the variants are being built with (``zoo.keras.building_with``)."""
+    from zoo.keras import active_version
+
+    return _tf_keras[name] if active_version() == 2 else keras3_layers()[name]
 
 
 def custom_objects() -> dict[str, Any]:
@@ -210,7 +243,7 @@ def quantize_scope() -> Iterator[None]:
 
 
 def qat_model(model: Any, scheme: Any = None) -> Any:
-    """Return a quantization-aware copy of a zoo model (weights copied, uncompiled).
+    """Return a quantization-aware copy of a tf_keras zoo model (weights copied, uncompiled).
 
     Every layer is annotated: built-in ones with TFMOT's default 8-bit scheme,
     the zoo's custom layers with their no-op ``QuantizeConfig``; then
@@ -222,6 +255,12 @@ def qat_model(model: Any, scheme: Any = None) -> Any:
             cluster-preserving one (``training.compress``). Defaults to None (TFMOT's
             default 8-bit scheme).
     """
+    from zoo.errors import UserError
+
+    if not isinstance(model, keras.Model):
+        raise UserError("QAT and the other TFMOT methods need a tf_keras model: the TensorFlow Model Optimization "
+                        "toolkit has no Keras 3 support (tensorflow/model-optimization #1119). Build the model with "
+                        f"zoo.build(name) (keras_version=2, the default). Received: a {type(model).__module__} model")
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
     def clone(layer: Any) -> Any:

@@ -265,7 +265,7 @@ def detector_dir(model: str, dataset: str = "fashion_mnist", normal_class: int =
 
 
 def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
-         root: str | os.PathLike | None = None, verify: bool = True) -> Any:
+         root: str | os.PathLike | None = None, verify: bool = True, keras_version: int = 2) -> Any:
     """Load a pretrained zoo entry's float Keras model (like ``keras.applications`` with ``weights=...``).
 
     Args:
@@ -274,6 +274,8 @@ def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
         normal_class: the class it treats as normal. Defaults to 0.
         root: the saved_models folder. Defaults to ``$AEZOO_SAVED_MODELS`` or the repository's saved_models/.
         verify: check model.keras's sha256 against the manifest first. Defaults to True.
+        keras_version: 2 (tf_keras) or 3: a Keras 3 model built from the same variant function with
+            the entry's parameters, holding the same weights. Defaults to 2.
 
     Returns:
         The trained ``keras.Model`` (uncompiled). Its int8 detector: ``edge.Detector.from_zoo(...)``.
@@ -286,9 +288,15 @@ def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
     record = get_entry(model, dataset, normal_class, root=root)
     if verify:
         verify_entry(record, root, ("model.keras",))
-    from zoo.registry import load_model
+    from zoo.registry import load_model, load_weights
 
-    return load_model(root / record["path"] / "model.keras")
+    trained = load_model(root / record["path"] / "model.keras")
+    if keras_version == 2:
+        return trained
+    from zoo.models import build
+
+    params = record.get("hyperparameters", {}).get("model", {})
+    return load_weights(build(model, keras_version=keras_version, **params), trained)
 
 
 def merge(shards: Iterable[str | os.PathLike], into: str | os.PathLike) -> list[str]:

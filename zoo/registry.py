@@ -125,6 +125,41 @@ def load_model(path: str | os.PathLike) -> Any:
                         f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+def save_weights(model: Any, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights by layer name to an .npz that tf_keras and Keras 3 zoo models both load."""
+    import numpy as np
+
+    from zoo.files import atomic_path
+
+    arrays = {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_weights(model: Any, source: Any) -> Any:
+    """Set ``model``'s weights by layer name from an .npz of :func:`save_weights`, or from another zoo model.
+
+    Every weighted layer of ``model`` must find its weights, of the same shapes: a mismatch
+    names the layer. Returns ``model``.
+    """
+    import numpy as np
+
+    if isinstance(source, (str, os.PathLike)):
+        with np.load(source, allow_pickle=False) as data:
+            stored = {k: data[k] for k in data.files}
+    else:
+        stored = {f"{layer.name}/{i}": w for layer in source.layers for i, w in enumerate(layer.get_weights())}
+    for layer in model.layers:
+        want = layer.get_weights()
+        got = [stored.get(f"{layer.name}/{i}") for i in range(len(want))]
+        if any(g is None or g.shape != w.shape for g, w in zip(got, want)):
+            raise UserError(f"the weights of layer {layer.name!r} are missing or of another shape "
+                            f"(expected {[w.shape for w in want]}); is the source the same variant with the same parameters?")
+        if want:
+            layer.set_weights(got)
+    return model
+
+
 # Per weighted layer, a full-int8 TFLite file stores 1 byte per weight and, per output
 # channel, an int32 bias plus per-channel scale/zero point (float32 + int64) for the
 # weights and for the bias: 4 + 12 + 12 bytes. The rest (ops, shape arithmetic of a

@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
                    help="bundle (default), or c-array: int8 batch-1 model + C source/header + TFLite Micro check")
     p.add_argument("--representative", type=int_arg(1, 100_000), default=500, metavar="N",
                    help="normal training inputs used to calibrate int8 (default: 500)")
+    p.add_argument("--quantizer", choices=("tflite-converter", "litert"), default="tflite-converter",
+                   help="who makes the int8 model: TensorFlow's TFLiteConverter (default) or the LiteRT / AI Edge "
+                        "Quantizer on the float .tflite")
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
@@ -88,7 +91,7 @@ def _export(args: argparse.Namespace) -> int:
     from training.convert import export_run
 
     out = export_run(args.run, args.out, quant=args.quant, fmt=args.fmt, n_representative=args.representative,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, quantizer=args.quantizer)
     spec = json.loads((out / "detector.json").read_text())
     print(f"wrote {out}/: {spec['model']['file']} ({spec['model']['bytes']} bytes, {spec['model']['quant']}), "
           f"detector.json (score {spec['score']['kind']}, threshold {spec['threshold']['value']:.6g}, "

@@ -12,6 +12,7 @@ from typing import Any
 
 from zoo.config import check_names, from_json_value
 from zoo.errors import UserError
+from zoo.keras import building_with
 from zoo.models import conv, dense, denoising, sparse, vae  # noqa: F401  (registers the variants)
 from zoo.registry import ModelConfig, ModelInfo, registered
 
@@ -43,11 +44,13 @@ def config_for(name: str, **params: Any) -> ModelConfig:
     return info.config_cls(**{k: from_json_value(v) for k, v in params.items()})
 
 
-def build(name: str, **params: Any) -> Any:
-    """Build variant ``name``: an uncompiled flat functional ``keras.Model`` named ``name``.
+def build(name: str, keras_version: int = 2, **params: Any) -> Any:
+    """Build variant ``name``: an uncompiled flat functional model named ``name``.
 
     Args:
         name: a name from ``list_models()``.
+        keras_version: 2 (tf_keras, what TFMOT and the training stack use) or 3 (a Keras 3
+            ``keras.Model`` from the same variant function). Defaults to 2.
         **params: the variant's keyword arguments (e.g. ``input_shape``, ``latent_dim``);
             lists are accepted where tuples are expected (JSON configs).
 
@@ -56,7 +59,8 @@ def build(name: str, **params: Any) -> Any:
             valid ones) or an invalid value (quoting it).
     """
     config = config_for(name, **params)
-    model = model_info(name).fn(**dataclasses.asdict(config))
+    with building_with(keras_version):
+        model = model_info(name).fn(**dataclasses.asdict(config))
     if model.name != name:
         raise AssertionError(f"Variant {name} returned a model named {model.name!r}.")
     return model

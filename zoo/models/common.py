@@ -12,8 +12,9 @@ import math
 from typing import Any, Sequence
 
 from zoo.errors import UserError
-from zoo.keras import keras
-from zoo.layers import Corruption, SparsityPenalty, CORRUPTIONS, SPARSITY_KINDS
+from zoo.keras import building_with, version_of
+from zoo.keras import active as keras  # tf_keras, or Keras 3 inside zoo.keras.building_with(3)
+from zoo.layers import CORRUPTIONS, SPARSITY_KINDS, layer
 
 CODE_LAYERS = ("z_mean", "latent")  # encoder output, in order of preference
 DECODER_PREFIX = "dec_"
@@ -149,14 +150,23 @@ def conv_decoder(z: Any, filters: Sequence[int], kernel_size: int, sizes: list, 
     return x
 
 
+def _decoder3(model: Any, dec_layers: list) -> Any:
+    """Keras 3: the decoder layers re-applied in order to a new code Input (each zoo decoder is a chain)."""
+    with building_with(3):
+        x = code = keras.Input(shape=tuple(dec_layers[0].input.shape[1:]), name="code")
+        for lay in dec_layers:
+            x = lay(x)
+        return keras.Model(code, x, name=f"{model.name}_decoder")
+
+
 def corrupt(x: Any, corruption: str, strength: float) -> Any:
     """The denoising corruption layer ``corrupt`` (identity in inference)."""
-    return Corruption(corruption, strength, name="corrupt")(x)
+    return layer("Corruption")(corruption, strength, name="corrupt")(x)
 
 
 def sparsify(code: Any, kind: str, weight: float, rho: float, input_size: int) -> Any:
     """The sparsity penalty layer ``sparsity`` on the code, scaled by 1 / input size."""
-    return SparsityPenalty(kind, weight, rho, scale=1.0 / input_size, name="sparsity")(code)
+    return layer("SparsityPenalty")(kind, weight, rho, scale=1.0 / input_size, name="sparsity")(code)
 
 
 # ---------------------------------------------------------------- model surgery
@@ -177,7 +187,8 @@ def is_variational(model: Any) -> bool:
 
 def encoder(model: Any) -> Any:
     """Return ``input -> code`` sharing the model's layers (VAE: the mean ``z_mean``)."""
-    return keras.Model(model.input, code_layer(model).output, name=f"{model.name}_encoder")
+    with building_with(version_of(model)):
+        return keras.Model(model.inputs, code_layer(model).output, name=f"{model.name}_encoder")
 
 
 def _key(tensor: Any) -> tuple[str, int, int]:
@@ -190,9 +201,11 @@ def decoder(model: Any) -> Any:
 
     The layers (and weights) are shared with ``model``; works on loaded models too.
     """
-    dec_layers = [layer for layer in model.layers if layer.name.startswith(DECODER_PREFIX)]
+    dec_layers = [lay for lay in model.layers if lay.name.startswith(DECODER_PREFIX)]
     if not dec_layers:
         raise UserError(f"Model {model.name!r} has no decoder layers (named {DECODER_PREFIX}*).")
+    if version_of(model) == 3:
+        return _decoder3(model, dec_layers)
     # Node 0 of each layer is its place in ``model``; calling it below adds node 1, 2, ...
     first_in = dec_layers[0].get_input_at(0)
     code = keras.Input(shape=tuple(first_in.shape[1:]), name="code")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.keras import keras
+from zoo.keras import active as keras  # tf_keras, or Keras 3 inside zoo.keras.building_with(3)
 from zoo.models import common
 from zoo.registry import register_model
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UserError
-from zoo.keras import keras
-from zoo.layers import Sampling, kl_divergence
+from zoo.keras import active as keras  # tf_keras, or Keras 3 inside zoo.keras.building_with(3)
+from zoo.layers import kl_divergence, layer
 from zoo.models import common
 from zoo.registry import register_model
 
@@ -24,7 +24,7 @@ from zoo.registry import register_model
 def _variational_code(h: Any, latent_dim: int, beta: float, input_size: int) -> Any:
     z_mean = keras.layers.Dense(latent_dim, name="z_mean")(h)
     z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(h)
-    return Sampling(beta, scale=1.0 / input_size, name="z")([z_mean, z_log_var])
+    return layer("Sampling")(beta, scale=1.0 / input_size, name="z")([z_mean, z_log_var])
 
 
 @register_model
