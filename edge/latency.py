@@ -61,3 +61,30 @@ def throughput(score, inputs: np.ndarray, *, repeats: int = BATCH_REPEATS) -> fl
         score(inputs)
         times.append(time.perf_counter() - t0)
     return float(len(inputs) / np.median(times))
+
+
+def measure_bundle(bundle: str, inputs: np.ndarray, *, iterations: int = ITERATIONS) -> dict:
+    """Latency (batch 1, one thread) and throughput of a bundle, as a device measures them."""
+    from edge.detector import Detector
+
+    detector = Detector.load(bundle, num_threads=1)
+    return {"latency": batch1_latency(detector, inputs[0], iterations=iterations),
+            "throughput_per_second": round(throughput(detector.score, inputs[:1000]), 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m edge.latency BUNDLE INPUTS.npy [ITERATIONS]``: print :func:`measure_bundle` as JSON.
+
+    The training side measures in such a child process: TensorFlow's threads, once loaded,
+    slow a Python process's own timings, and a device never loads TensorFlow.
+    """
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    inputs = np.load(args[1], allow_pickle=False)
+    print(json.dumps(measure_bundle(args[0], inputs, iterations=int(args[2]) if len(args) > 2 else ITERATIONS)))
+
+
+if __name__ == "__main__":
+    main()

@@ -99,13 +99,22 @@ def _quantize(detector: Any, split: Any, settings: EntrySettings, verbose: Any) 
 
 
 def _speed(bundle: Path, x: np.ndarray) -> dict:
-    """Batch-1 latency (Detector and bare invoke) on ``x[0]`` and throughput on 1,000 of ``x``, of a bundle."""
-    from edge import Detector
-    from edge.latency import batch1_latency, throughput
+    """Batch-1 latency (Detector and bare invoke) on ``x[0]`` and throughput on 1,000 of ``x``, of a bundle.
 
-    detector = Detector.load(bundle)
-    latency = batch1_latency(detector, x[0], iterations=LATENCY_ITERATIONS)
-    return {"latency": latency, "throughput_per_second": round(throughput(detector.score, x[:1000]), 1)}
+    Measured in a child process that imports no TensorFlow (``python -m edge.latency``), as on a device.
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="aezoo-latency-") as tmp:
+        np.save(Path(tmp) / "x.npy", np.asarray(x[:1000], np.float32))
+        proc = subprocess.run([sys.executable, "-m", "edge.latency", str(bundle), str(Path(tmp) / "x.npy"),
+                               str(LATENCY_ITERATIONS)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"latency measurement of {bundle} failed: {proc.stderr[-500:]}")
+    return json.loads(proc.stdout)
 
 
 def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | Path, *,
