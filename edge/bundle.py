@@ -87,7 +87,7 @@ def _check_preprocessing(spec: dict, where: str) -> None:
         return
     h = _get(spec, where, "preprocessing.height", lambda v: _int(v, 1), "a positive integer")
     w = _get(spec, where, "preprocessing.width", lambda v: _int(v, 1), "a positive integer")
-    mode = _get(spec, where, "preprocessing.color_mode", lambda v: v in COLOR_CHANNELS, "'L' or 'RGB'")
+    mode = _get(spec, where, "preprocessing.color_mode", lambda v: isinstance(v, str) and v in COLOR_CHANNELS, "'L' or 'RGB'")
     c = _get(spec, where, "preprocessing.channels", lambda v: v == COLOR_CHANNELS.get(mode), f"{COLOR_CHANNELS.get(mode)} for {mode}")
     _get(spec, where, "preprocessing.uint8_divisor", lambda v: _number(v) and v > 0, "a positive number")
     _get(spec, where, "preprocessing.resize", lambda v: v in RESIZE_MODES, f"one of {RESIZE_MODES}")

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from training.cli import main
 
 SPARSITY = 0.5

@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from zoo import pretrained
 from training.cli import main
 
@@ -18,7 +20,7 @@ def demo(fashion_mnist_ready, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv(pretrained.ENV, str(empty))
     try:
-        code = main(["demo", "--epochs", "1", "--qat-epochs", "1", "--out", str(base / "out")])
+        code = main(["demo", "--epochs", "1", "--min-steps", "0", "--qat-epochs", "1", "--out", str(base / "out")])
     finally:
         mp.undo()
     assert code == 0

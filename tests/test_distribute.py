@@ -69,7 +69,7 @@ def test_malformed_tf_config_is_a_clear_error(monkeypatch):
 
 @pytest.mark.slow
 def test_zoo_build_in_two_shards_merges_into_one_manifest(fashion_mnist_ready, tmp_path, capsys):
-    common = ["zoo", "build", "--models", "dense_ae", "--classes", "0,1", "--epochs", "1", "--qat-epochs", "1",
+    common = ["zoo", "build", "--models", "dense_ae", "--classes", "0,1", "--epochs", "1", "--min-steps", "0", "--qat-epochs", "1",
               "--runs", str(tmp_path / "runs")]
     for i in (1, 2):
         assert main([*common, "--shard", f"{i}/2", "--saved-models", str(tmp_path / f"shard{i}")]) == 0

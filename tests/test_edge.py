@@ -164,6 +164,7 @@ def test_latency_measurement_reports_both_timings(detector, data):
     assert throughput(detector.score, data[2][:256], repeats=3) > 0
 
 
+@pytest.mark.slow
 def test_fixed_batch_models_run_in_chunks(trained, data, tmp_path):
     """A batch-1 (TFLite Micro) model scores a batch of 7 one image at a time, as the dynamic model does."""
     pytest.importorskip("tflite_micro")
@@ -347,6 +348,7 @@ def test_detect_cli_bad_inputs(bundle, tmp_path):
         assert match in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_detect_into_a_closed_pipe_is_quiet(bundle, data, tmp_path):
     np.save(tmp_path / "x.npy", np.round(data[2][:300] * 255).astype(np.uint8))
     proc = subprocess.run(f"{sys.executable} -m edge.cli detect {bundle} {tmp_path / 'x.npy'} | head -1", shell=True,
@@ -372,6 +374,7 @@ def test_runtime_scores_without_tensorflow(bundle, data, tmp_path):
 # -- aezoo export from a run folder --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_from_a_run_transfers_the_threshold_method(tiny_run, fashion_mnist_split, tmp_path):
     from training.cli import main
 
@@ -386,6 +389,7 @@ def test_export_from_a_run_transfers_the_threshold_method(tiny_run, fashion_mnis
     assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.slow
 def test_export_never_destroys_what_is_at_out(tiny_run, tmp_path):
     from training.cli import main
 
@@ -421,6 +425,7 @@ def test_an_interrupted_swap_is_recovered(tmp_path):
     assert not list(tmp_path.glob(".bundle.tmp-*"))
 
 
+@pytest.mark.slow
 def test_litert_quantizer_export_ranks_like_the_float_model(trained, data, tmp_path):
     """The second int8 path: the AI Edge Quantizer on the float .tflite, calibrated on normal training images."""
     pytest.importorskip("ai_edge_quantizer")

@@ -9,6 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from edge.micro import check_micro, to_c_array
 from zoo.errors import UserError
 

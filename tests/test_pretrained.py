@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from zoo import pretrained
 from training.cli import main
 from zoo.errors import UserError
@@ -27,7 +29,7 @@ def tiny_zoo(fashion_mnist_ready, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("zoo")
     root = base / "saved_models"
     code = main(["zoo", "build", "--dataset", "fashion_mnist", "--models", "conv_ae", "--classes", "0", "--epochs", "1",
-                 "--patience", "1", "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
+                 "--min-steps", "0", "--patience", "1", "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
     assert code == 0
     return root
 
@@ -139,7 +141,8 @@ def test_altered_truncated_missing_files_are_refused(damaged):
 
 def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
     before = json.loads((tiny_zoo / "manifest.json").read_text())["entries"]
-    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "1", "--qat-epochs", "1",
+    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "1", "--min-steps", "0",
+                 "--patience", "1", "--qat-epochs", "1",
                  "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo)])
     assert code == 0
     assert "built 0 entries, skipped 1" in capsys.readouterr().out
@@ -229,6 +232,6 @@ def test_checks_that_would_pass_on_nothing_fail(tmp_path, capsys):
 
 def test_the_build_refuses_a_finished_run_of_other_settings(tiny_zoo, capsys):
     """The runs folder holds a finished run made with 1 epoch: asking for 2 epochs must not silently reuse it."""
-    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "2", "--qat-epochs", "1", "--force",
+    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "2", "--min-steps", "0", "--qat-epochs", "1", "--force",
                  "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo.parent / "other")])
     assert code == 2 and "trained with other settings" in capsys.readouterr().err

@@ -104,7 +104,7 @@ def test_no_nan_in_metrics_json_without_anomalies(tmp_path):
         folder.mkdir(parents=True)
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8), "L").save(folder / f"{i}.png")
-    assert main(["train", "--model", "dense_ae", "--dataset", str(tmp_path / "one"), "--normal-class", "0", "--epochs", "1",
+    assert main(["train", "--model", "dense_ae", "--dataset", str(tmp_path / "one"), "--normal-class", "0", "--epochs", "1", "--min-steps", "0",
                  "--min-steps", "0", "--quiet", "--no-plots", "--out", str(tmp_path / "run")]) == 0
     text = (tmp_path / "run" / "metrics.json").read_text()
     assert "NaN" not in text

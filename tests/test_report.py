@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from training.cli import main
 
 ROWS = ["keras", "float32", "float16", "dynamic", "int8", "int8_litert", "qat_int8", "prune_int8", "cluster_int8"]

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
+
 from training.cli import main
 
 
@@ -32,7 +34,7 @@ def ae_run(small_all, tmp_path_factory):
     import training
 
     out = tmp_path_factory.mktemp("runs") / "conv_ae"
-    return training.train(model="conv_ae", params={"latent_dim": 8}, all_classes=True, epochs=4, split=small_all, out=out, verbose=0)
+    return training.train(model="conv_ae", params={"latent_dim": 8}, all_classes=True, epochs=4, min_steps=0, split=small_all, out=out, verbose=0)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def vae_run(small_all, tmp_path_factory):
     import training
 
     out = tmp_path_factory.mktemp("runs") / "conv_vae"
-    return training.train(model="conv_vae", params={"latent_dim": 4}, all_classes=True, epochs=2, split=small_all, out=out,
+    return training.train(model="conv_vae", params={"latent_dim": 4}, all_classes=True, epochs=2, min_steps=0, split=small_all, out=out,
                           verbose=0, plots=False)
 
 
@@ -193,7 +195,7 @@ def test_cli_bad_input_exits_2(ae_run, tmp_path, capsys):
 
 def test_cli_train_all_classes_one_model(tmp_path, capsys, fashion_mnist_ready):
     out = tmp_path / "run"
-    assert main(["train", "--all-classes-one-model", "--model", "dense_ae", "--latent-dim", "4", "--epochs", "1",
+    assert main(["train", "--all-classes-one-model", "--model", "dense_ae", "--latent-dim", "4", "--epochs", "1", "--min-steps", "0",
                  "--quiet", "--no-plots", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "all classes" in text and "PSNR" in text
@@ -204,11 +206,12 @@ def test_cli_train_all_classes_one_model(tmp_path, capsys, fashion_mnist_ready):
 def test_represent_benchmark_table(small_all, tmp_path):
     from training.benchmark import represent
 
-    result = represent(["vae"], [4], epochs=1, out=tmp_path, split=small_all, raw_probe=True, raw_probe_max_iter=20)
+    result = represent(["vae"], [4], epochs=1, min_steps=0, out=tmp_path, split=small_all, raw_probe=True,
+                       raw_probe_max_iter=20)
     assert [r["variant"] for r in result["rows"]] == ["PCA", "vae"]
     table = (tmp_path / "represent.md").read_text()
     assert "| **PCA** | 4 |" in table and "| vae (beta " in table and "| raw pixels | 784 |" in table
     assert (tmp_path / "samples_vae-4.png").stat().st_size > 10_000 and (tmp_path / "walk_vae-4.png").stat().st_size > 10_000
     # A second call reuses the finished run instead of training again.
-    again = represent(["vae"], [4], epochs=1, out=tmp_path, split=small_all, raw_probe=False)
+    again = represent(["vae"], [4], epochs=1, min_steps=0, out=tmp_path, split=small_all, raw_probe=False)
     assert again["rows"][1]["compression"] == result["rows"][1]["compression"]

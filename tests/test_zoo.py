@@ -100,6 +100,7 @@ def test_builds_flat_model_with_stable_names(name, shape):
     assert y.min() >= 0.0 and y.max() <= 1.0  # sigmoid output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, shape", CASES)
 def test_trains_loss_goes_down(name, shape):
     _, _, history = trained(name, shape)
@@ -107,6 +108,7 @@ def test_trains_loss_goes_down(name, shape):
     assert history[-1] < history[0], history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, shape", CASES)
 def test_save_load_reproduces_outputs_and_parts(name, shape, tmp_path):
     model, x, _ = trained(name, shape)
@@ -122,6 +124,7 @@ def test_save_load_reproduces_outputs_and_parts(name, shape, tmp_path):
     assert zoo.is_variational(loaded) == (name in ("vae", "conv_vae") or zoo.is_variational(model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, shape", CASES)
 def test_qat_and_int8_tflite(name, shape):
     from zoo.keras import keras
@@ -204,6 +207,7 @@ def test_conv_families_reject_vector_inputs():
 
 
 # ---------------------------------------------------------------- VAE
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in zoo.list_models() if n.endswith("vae")])
 def test_vae_kl_sampling_and_determinism(name):
     model, x, _ = trained(name, (28, 28, 1))
@@ -231,6 +235,7 @@ def test_non_variational_model_cannot_sample():
 
 
 # ---------------------------------------------------------------- sparse AE
+@pytest.mark.slow
 @pytest.mark.parametrize("sparsity", ["kl", "l1"])
 def test_sparsity_penalty_lowers_mean_code_activation(sparsity):
     """Same data, seed and steps; the only difference is the penalty weight."""
@@ -283,6 +288,7 @@ def test_models_command_lists_every_variant(capsys):
 
 
 # ---------------------------------------------------------------- Keras 3
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_variant_builds_in_keras_3_with_the_same_outputs(name, tmp_path):
     from zoo.keras import keras3
@@ -297,6 +303,7 @@ def test_every_variant_builds_in_keras_3_with_the_same_outputs(name, tmp_path):
     assert zoo.encoder(k3).output.shape[-1] == zoo.encoder(tf_keras_model).output.shape[-1]
 
 
+@pytest.mark.slow
 def test_keras_3_fit_and_qat_refusal():
     from zoo.errors import UserError
 

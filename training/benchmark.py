@@ -87,7 +87,7 @@ def _row(variant: str | None, d: int, out: Path, split: Any, settings: dict, pro
 def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 32), *, epochs: int = 10,
               out: str | os.PathLike = "runs/represent", dataset: str = "fashion_mnist", data_dir: str | None = None,
               seed: int = 0, batch_size: int = 128, probe_max_iter: int = PROBE_MAX_ITER, raw_probe_max_iter: int = 300,
-              raw_probe: bool = True, split: Any = None, verbose: int = 0) -> dict:
+              raw_probe: bool = True, split: Any = None, verbose: int = 0, min_steps: int = 1000) -> dict:
     """Train each variant on all classes at each code size, compare with PCA; write represent.json and represent.md.
 
     ``split`` replaces the dataset's ``training.data.all_classes_split`` (e.g. a subset for a quick check).
@@ -105,8 +105,8 @@ def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 3
     t_start = time.perf_counter()
     split = split if split is not None else data.all_classes_split(dataset, data_dir=data_dir)
     raw = _raw_probe(split, out, dataset, raw_probe_max_iter) if raw_probe else None
-    settings = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "dataset": dataset, "data_dir": data_dir,
-                "verbose": verbose}
+    settings = {"epochs": epochs, "min_steps": min_steps, "seed": seed, "batch_size": batch_size, "dataset": dataset,
+                "data_dir": data_dir, "verbose": verbose}
     rows: list[dict] = []
     images: dict = {}
     bar = tqdm([(v, d) for d in dims for v in [None, *variants]], desc="beyond detection", unit="model")

@@ -224,6 +224,7 @@ def as_source(dataset: Any, data_dir: str | os.PathLike | None = None) -> Source
             raise UserError(f"Expected a dataset name or the path of an image folder or vector file. Received: {dataset!r}")
         source = Source(os.fspath(dataset), data_dir=os.fspath(data_dir) if data_dir is not None else None)
     if source.kind == "named":
+        _check_options(source)
         return source
     if source.kind == "folder" and not source.path.is_dir():
         raise UserError(f"Unknown dataset {source.name!r}: expected one of {', '.join(DATASETS)}, the path of an existing "
@@ -245,6 +246,9 @@ def _check_options(source: Source) -> None:
             raise UserError(f"image_size must be (height, width), integers in 8..1024. Received: image_size={size!r}")
     if source.kind == "vectors" and (source.image_size is not None or source.color_mode is not None):
         raise UserError(f"--image-size, --grayscale and --rgb apply to images, not to the feature file {source.name}")
+    if source.kind == "named" and (source.image_size is not None or source.color_mode is not None):
+        raise UserError(f"--image-size, --grayscale and --rgb apply to image folders; {source.name} is used as TFDS "
+                        "stores it")
     if source.kind != "vectors" and source.test_data is not None:
         raise UserError(f"--test-data goes with a feature file (.csv/.npz/.npy). Received: dataset={source.name!r}")
     if source.test_data is not None and not Path(source.test_data).expanduser().is_file():

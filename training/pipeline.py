@@ -38,12 +38,13 @@ class EntrySettings(Config):
 
     Args:
         score: the score kind of the detectors, or "auto": each variant's default (``zoo.model_info``).
-        epochs: maximum training epochs. patience: early-stopping patience.
+        epochs: maximum training epochs (raised to reach ``min_steps`` optimizer steps). patience: early-stopping patience.
         qat_epochs: QAT fine-tuning epochs. seed: training and fine-tuning seed.
     """
 
     score: str = "auto"
     epochs: int = 30
+    min_steps: int = 1000
     patience: int = 5
     qat_epochs: int = 2
     seed: int = 0
@@ -53,7 +54,7 @@ class EntrySettings(Config):
         from training.scores import score_kinds
 
         check_choice(self, "score", ("auto", *score_kinds()))
-        for name, low in (("epochs", 1), ("patience", 1), ("qat_epochs", 1), ("seed", 0)):
+        for name, low in (("epochs", 1), ("patience", 1), ("qat_epochs", 1), ("seed", 0), ("min_steps", 0)):
             check_int(self, name, low)
         return self
 
@@ -141,7 +142,8 @@ def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | P
     key = pretrained.entry_key(model_name, dataset, normal_class)
     run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUNS / key
     config = TrainConfig(model=model_name, dataset=dataset, normal_class=int(normal_class), seed=settings.seed,
-                         epochs=settings.epochs, patience=settings.patience, score=settings.score).validate().resolved()
+                         epochs=settings.epochs, min_steps=settings.min_steps, patience=settings.patience,
+                         score=settings.score).validate().resolved()
     split = split if split is not None else data.one_class_split(dataset, normal_class)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
                     "entry of that class from saved_models/ and use it.")
     p.add_argument("--normal-class", type=int_arg(0, 9), default=0, help="normal class id; default 0 (T-shirt/top)")
     p.add_argument("--epochs", type=int_arg(1, 10_000), help="maximum training epochs; default: the zoo's")
+    p.add_argument("--min-steps", type=int_arg(0, 10_000_000), help="least optimizer steps; default: the zoo's")
     p.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs; default: the zoo's")
     p.add_argument("--seed", type=int_arg(0), default=0, help="random seed; default 0")
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder; default runs/demo")
@@ -45,7 +46,7 @@ def _prepare(k: int) -> tuple[Any, list[str]]:
 def _build_entry(split: Any, out: Path, args: argparse.Namespace) -> dict:
     from training import pipeline, runs
 
-    given = {"epochs": args.epochs, "qat_epochs": args.qat_epochs, "seed": args.seed}
+    given = {"epochs": args.epochs, "min_steps": args.min_steps, "qat_epochs": args.qat_epochs, "seed": args.seed}
     settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
     print(f"[2/5] {MODEL}: train (up to {settings.epochs} epochs) -> fit its score -> QAT fine-tune "
           f"({settings.qat_epochs} epochs) -> int8 export -> evaluate float, QAT, int8, PCA and kNN")

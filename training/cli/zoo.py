@@ -38,6 +38,7 @@ def _register_zoo(sub: Any) -> None:
     b.add_argument("--classes", type=int_list, help="comma-separated normal classes (default: all)")
     b.add_argument("--score", help="score kind of the detectors (default: the zoo's, nap)")
     b.add_argument("--epochs", type=int_arg(1, 10_000), help="maximum training epochs (default: the zoo's)")
+    b.add_argument("--min-steps", type=int_arg(0, 10_000_000), help="least optimizer steps per training (default: the zoo's)")
     b.add_argument("--patience", type=int_arg(1, 10_000), help="early-stopping patience (default: the zoo's)")
     b.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs (default: the zoo's)")
     b.add_argument("--seed", type=int_arg(0), help="default 0")
@@ -147,8 +148,8 @@ def _models(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from training import pipeline
 
-    given = {"score": args.score, "epochs": args.epochs, "patience": args.patience, "qat_epochs": args.qat_epochs,
-             "seed": args.seed}
+    given = {"score": args.score, "epochs": args.epochs, "min_steps": args.min_steps, "patience": args.patience,
+             "qat_epochs": args.qat_epochs, "seed": args.seed}
     settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
     shard = pipeline.parse_shard(args.shard)
     result = pipeline.build_zoo(args.dataset, models=args.models, classes=args.classes, settings=settings,
