@@ -54,8 +54,8 @@ class Detector:
         spec = _bundle.check_spec(spec, known_kinds=SCORE_KINDS)
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
             raise UserError(f"num_threads must be an integer in 1..{MAX_THREADS}. Received: num_threads={num_threads!r}")
-        # A microcontroller export was calibrated on TFLite's reference kernels (what TFLite Micro runs),
-        # which round int8 differently from LiteRT's default XNNPACK delegate.
+        # A microcontroller export was calibrated on LiteRT's builtin kernels, the closest to what TFLite
+        # Micro runs; LiteRT's default XNNPACK delegate rounds int8 differently.
         reference = spec["model"].get("kernels") == "reference"
         resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if reference else OpResolverType.AUTO
         try:

@@ -198,9 +198,10 @@ def check_micro(tflite: bytes, spec: dict, inputs: np.ndarray, *, timeout: float
     ``inputs`` are what a device passes in (images in [0, 1] or raw vectors). Each runs
     through TFLite Micro with a generous arena; the arena actually used is read from its
     recording allocator and proven enough by a second run. The int8 outputs are compared
-    with LiteRT's builtin reference kernels (what TFLite Micro implements) and with its
+    with LiteRT's builtin kernels without delegates (measured closest to TFLite Micro) and with its
     default XNNPACK path, in int8 steps; the scores (``edge.scoring``) and the verdicts
-    against the bundle's threshold are compared too. ``ok`` needs every verdict to agree.
+    against the bundle's threshold are compared too. ``ok`` needs a verified arena and every
+    verdict to agree; the int8 steps and score differences are reported, not required to be 0.
     """
     from edge.detector import Detector
     from edge.scoring import compute
@@ -235,12 +236,14 @@ def check_micro(tflite: bytes, spec: dict, inputs: np.ndarray, *, timeout: float
     s_micro, s_ref, s_xnn = scores(micro), scores(expected), scores(expected_xnn)
     t = float(spec["threshold"]["value"])
     agree = int(np.sum((s_micro > t) == (s_ref > t)))
-    ok = diff <= 1 and verified and agree == len(x)
-    message = (f"runs under TFLite Micro with a {arena}-byte arena; outputs within {diff} int8 step(s) of LiteRT's "
-               f"reference kernels ({diff_xnn} of LiteRT with XNNPACK); {agree} of {len(x)} verdicts agree with the "
-               f"bundle's threshold" if ok else
-               f"TFLite Micro differs: outputs up to {diff} int8 steps from LiteRT's reference kernels, "
-               f"{agree} of {len(x)} verdicts agree, arena verified: {verified}")
+    # int8 kernels may round differently by a step, and a whitened score head amplifies that, so
+    # the outputs need not match bit for bit; what must hold is the device's decision.
+    ok = verified and agree == len(x)
+    spread = float(np.max(np.abs(s_micro - s_ref))) / abs(t) if t else float("nan")
+    message = (f"{'runs' if ok else 'FAILED: runs'} under TFLite Micro with a {arena}-byte arena "
+               f"({'verified' if verified else 'not verified'}); outputs within {diff} int8 step(s) of LiteRT's "
+               f"builtin kernels ({diff_xnn} of LiteRT with XNNPACK), scores within {spread:.1%} of the threshold; "
+               f"{agree} of {len(x)} verdicts agree with the bundle's")
     return MicroReport(ok, ops, [], arena, verified, diff, diff_xnn, len(x),
                        float(np.max(np.abs(s_micro - s_ref))), float(np.max(np.abs(s_micro - s_xnn))), agree, message)
 

@@ -61,9 +61,10 @@ def test_runs_under_tflite_micro_with_the_bundles_verdicts(c_bundle, small_split
     report = json.loads((c_bundle / "micro.json").read_text())
     assert report["ok"] and report["unsupported_ops"] == []
     assert report["arena_bytes"] > 0 and report["arena_verified"]
-    assert report["max_abs_diff_vs_litert"] <= 1 and report["images_compared"] == 16
-    assert report["verdicts_agree"] == 16 and report["max_score_diff_vs_litert"] is not None
+    assert report["max_abs_diff_vs_litert"] is not None and report["images_compared"] == 64
     spec = json.loads((c_bundle / "detector.json").read_text())
+    # Kernels may differ by rounding steps; the scores stay close and every decision agrees.
+    assert report["verdicts_agree"] == 64 and report["max_score_diff_vs_litert"] < 0.05 * spec["threshold"]["value"]
     assert spec["model"]["batch"] == 1 and spec["model"]["kernels"] == "reference"
     assert spec["micro"]["arena_bytes"] == report["arena_bytes"] and spec["score"]["kind"] == "nap"
     # The bundle's own Detector runs the reference kernels its threshold was calibrated on.

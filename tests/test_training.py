@@ -285,7 +285,8 @@ def test_training_checks_say_when_pca_reconstructs_better(small_trouser):
     pca = PCABaseline().fit(small_trouser.x_train, small_trouser.x_val)
     checks = training_checks(untrained, pca, small_trouser, {"still_improving": True, "epochs_run": 1, "steps_run": 1})
     assert checks["better_than_pca"] is False and checks["val_mse"] > checks["pca_val_mse"]
-    assert any("worse than PCA" in w for w in checks["warnings"]) and any("still falling" in w for w in checks["warnings"])
+    assert checks["code_size"] == 16 and checks["pca_components"] == min(16, pca.n_components_)
+    assert any("worse than a PCA with as many components as its code" in w for w in checks["warnings"]) and any("still falling" in w for w in checks["warnings"])
     trained = AutoencoderDetector(model="dense_ae", score="mse", epochs=15, min_steps=600)
     trained.fit(small_trouser.x_train, small_trouser.x_val)
     weak_pca = PCABaseline(variance=0.3).fit(small_trouser.x_train, small_trouser.x_val)

@@ -31,7 +31,7 @@ QUANTIZERS = ("tflite-converter", "litert")
 C_ARRAY_NAME = "aezoo_model"
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
-MICRO_CHECK_INPUTS = 16
+MICRO_CHECK_INPUTS = 64
 
 
 def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None,

@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
 def _register_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run folder, a .keras model or a detector bundle beside PCA and kNN",
                        description="Score the test split of the one-class protocol, print and write the metrics (AUROC, "
-                                   "AUPRC, recall at 1%% and 5%% FPR, precision, recall, F1, FPR, per-class recall) beside "
+                                   "AUPRC, recall at 1% and 5% FPR, precision, recall, F1, FPR, per-class recall) beside "
                                    "PCA and kNN, and draw the plots.")
     p.add_argument("target", metavar="RUN_OR_MODEL", help="run folder, .keras file or bundle directory")
     p.add_argument("--dataset", help="default: the run's or bundle's dataset, else fashion_mnist")
