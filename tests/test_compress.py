@@ -66,6 +66,11 @@ def test_pruning_reaches_the_requested_sparsity(tiny_model, small_split):
         assert np.mean(k == 0) == pytest.approx(SPARSITY, abs=0.02), name
     assert stats["sparsity"] == pytest.approx(SPARSITY, abs=0.02)
     assert np.mean(kernels(tiny_model)["latent"] == 0) == 0  # the source model is untouched
+    # The stripped model is a graph of its own: the nap score reads its hidden layers.
+    from training.scores import make_score
+
+    score = make_score("nap").fit(pruned, small_split.x_train[:256])
+    assert np.all(np.isfinite(score.score(pruned, small_split.x_val[:32])))
 
 
 def test_clustering_leaves_at_most_n_values_per_kernel(tiny_model, small_split):

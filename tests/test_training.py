@@ -61,7 +61,9 @@ def test_short_run_beats_0_9_and_writes_every_file(trouser_run):
     # The threshold is calibrated on normal data only: about 1% of normal test images exceed it.
     assert metrics["model"]["fpr"] < 0.05
     hist = json.loads((trouser_run / "history.json").read_text())
-    assert hist["budget"]["max_epochs"] == 3 and "as configured" in hist["budget"]["reason"]
+    # 43 steps per epoch: patience 2 is raised so that early stopping waits at least 100 steps.
+    assert hist["budget"]["max_epochs"] == 3 and hist["budget"]["patience_epochs"] == 3
+    assert "patience raised" in hist["budget"]["reason"]
     assert len(hist["val_loss"]) == hist["epochs_run"] and hist["images_per_second"] > 0
 
 

@@ -189,6 +189,14 @@ def _finish_qat(trained: keras.Model) -> keras.Model:
     return plain
 
 
+def _fresh(model: keras.Model) -> keras.Model:
+    """A clone with its own layers: after strip_pruning/strip_clustering, layers also sit in the wrapped
+    model's graph, and ``layer.input``/``layer.output`` (QAT ranges, score features) would name its tensors."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def _init_activation_ranges(qat: keras.Model, float_model: keras.Model, x: np.ndarray) -> dict[str, list[float]]:
     """Start every activation quantizer at the range the float model really produces on ``x``.
 
@@ -197,11 +205,6 @@ def _init_activation_ranges(qat: keras.Model, float_model: keras.Model, x: np.nd
     than the activations: a coarse int8 grid that costs AUROC. Post-training int8
     calibrates min/max on data instead and loses nothing; this gives QAT the same start.
     """
-    # A fresh clone: after strip_pruning/strip_clustering, layers also sit in the wrapped
-    # model's graph, and ``layer.input`` would name a tensor of that other graph.
-    weights = float_model.get_weights()
-    float_model = keras.models.clone_model(float_model)
-    float_model.set_weights(weights)
     by_name = {layer.name: layer for layer in float_model.layers}
     wrapped = [w for w in qat.layers if isinstance(w, tfmot.quantization.keras.QuantizeWrapper) and w.layer.name in by_name]
     probe = keras.Model(float_model.inputs, [by_name[w.layer.name].input for w in wrapped] + [by_name[w.layer.name].output for w in wrapped])
@@ -314,12 +317,12 @@ def compress(
     if config.method in ("prune", "pqat"):
         pruned = _wrap_kernels(base, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
             layer, pruning_schedule=_prune_schedule(config, steps)))
-        base = tfmot.sparsity.keras.strip_pruning(fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()]))
+        base = _fresh(tfmot.sparsity.keras.strip_pruning(fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()])))
     elif config.method in ("cluster", "cqat"):
         init = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
         clustered = _wrap_kernels(base, lambda layer: tfmot.clustering.keras.cluster_weights(
             layer, number_of_clusters=config.clusters, cluster_centroids_init=init))
-        base = tfmot.clustering.keras.strip_clustering(fine_tune("cluster", clustered))
+        base = _fresh(tfmot.clustering.keras.strip_clustering(fine_tune("cluster", clustered)))
 
     if config.method in QAT_METHODS:
         scheme = None if config.method == "qat" else _preserving_scheme(config.method)

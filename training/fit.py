@@ -141,7 +141,16 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
     model.fit(train, validation_data=val, epochs=plan.epochs, callbacks=cbs + list(callbacks), verbose=verbose)
     history = progress.history(len(x_train), plan)
     history["fit_wall_seconds_last_session"] = time.perf_counter() - t0
-    return model, history
+    return (_local_copy(model, config) if strategy is not None else model), history
+
+
+def _local_copy(model: Any, config: DetectorConfig) -> Any:
+    """The trained network outside the strategy: saving or predicting with distributed variables
+    runs collective ops, which fail once the other workers have finished and left."""
+    local = keras.models.clone_model(model)
+    local.set_weights(model.get_weights())
+    local.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
+    return local
 
 
 class EarlyStopping(keras.callbacks.Callback):

@@ -134,14 +134,17 @@ def _worker_config(config: TrainConfig | None, overrides: dict, run: runs.Run, r
 def _train_worker(run: runs.Run, config: TrainConfig, split: Any, strategy: Any) -> TrainResult:
     """Train beside the chief (collective ops need every worker); state in a temporary folder, as TensorFlow advises."""
     from training.detector import AutoencoderDetector
+    from training.fit import fit_network
 
     scratch = Path(tempfile.mkdtemp(prefix="aezoo-worker-"))
-    try:
-        detector = AutoencoderDetector(config).fit(split.x_train, split.x_val, verbose=0, state_dir=scratch,
-                                                   backup_dir=run.file(runs.BACKUP), strategy=strategy)
+    try:  # the score and threshold are the chief's work: a worker only trains
+        model, history = fit_network(config, split.x_train, split.x_val, state_dir=scratch,
+                                     backup_dir=run.file(runs.BACKUP), strategy=strategy)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return TrainResult(detector=detector, history=detector.history_, config=config, metrics={}, run_dir=run.path)
+    detector = AutoencoderDetector(config, network=model)
+    detector.history_ = history
+    return TrainResult(detector=detector, history=history, config=config, metrics={}, run_dir=run.path)
 
 
 def _train_locked(run: runs.Run, config: TrainConfig, split: Any, *, resume: bool, callbacks: Sequence[Any],
