@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,53 @@ def test_two_loopback_workers_train_one_run_like_one_process(fashion_mnist_ready
     # Same global batch, seed and data: the two-worker fit follows the one-process fit (within 10%).
     assert h2["epochs_run"] == h1["epochs_run"] == 2
     assert h2["val_loss"][-1] == pytest.approx(h1["val_loss"][-1], rel=0.10)
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _task_index(pid: int) -> int | None:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    config = [e[len(b"TF_CONFIG="):] for e in env if e.startswith(b"TF_CONFIG=")]
+    return json.loads(config[0])["task"]["index"] if config else None
+
+
+@pytest.mark.slow
+def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(fashion_mnist_ready, tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "training.cli", "train", "--model", "dense_ae", "--score", "mse", "--normal-class", "1",
+            "--epochs", "6", "--min-steps", "0", "--patience", "6", "--batch-size", "64", "--seed", "0", "--quiet",
+            "--no-plots", "--workers", "2", "--out", str(out)]
+    launcher = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state.is_file() and json.loads(state.read_text() or "{}").get("epochs")):
+        assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before its first epoch was recorded"
+        time.sleep(0.2)
+    first = json.loads(state.read_text())["epochs"][0]
+    worker = [p for p in _children(launcher.pid) if _task_index(p) == 1]
+    assert len(worker) == 1
+    os.kill(worker[0], signal.SIGKILL)
+    _, err = launcher.communicate(timeout=300)
+    assert launcher.returncode != 0 and not _children(launcher.pid), err[-1000:]  # the chief fails too; nothing is left
+    assert (out / "backup").is_dir() and not json.loads(state.read_text()).get("finished")
+
+    resumed = subprocess.run([*argv, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["epochs_run"] == 6 and (out / "metrics.json").is_file() and not (out / "backup").exists()
+    # BackupAndRestore continued the run: the epoch recorded before the kill was not trained again.
+    assert json.loads(state.read_text())["epochs"][0]["val_loss"] == first["val_loss"]
 
 
 @pytest.mark.parametrize("argv, message", [

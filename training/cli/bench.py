@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
                                     "verdicts, exit 2 with a one-line error, or anything else.")
     c.add_argument("bundle", metavar="BUNDLE", help="a detector bundle (it is copied, never changed)")
     c.add_argument("--cases", type=int_arg(1, 100_000), default=500, help="default 500")
+    c.add_argument("--seed", type=int_arg(0), default=0, help="which random corruptions; default 0")
     c.add_argument("--out", metavar="DIR", default="runs/bench_corruption", help="default runs/bench_corruption")
     c.set_defaults(func=_corruption)
 
@@ -66,7 +67,7 @@ def _vectors(args: argparse.Namespace) -> int:
 def _corruption(args: argparse.Namespace) -> int:
     from training.benchmark import corruption_check
 
-    r = corruption_check(args.bundle, args.out, cases=args.cases)
+    r = corruption_check(args.bundle, args.out, cases=args.cases, seed=args.seed)
     print(f"{r['cases']} corruptions of {args.bundle}: {r['exit_0_same_verdicts']} exit 0 with unchanged verdicts, "
           f"{r['exit_2_clear_error']} exit 2 with a clear error, {r['wrong_or_crash']} wrong verdicts or crashes")
     for kind, counts in r["by_kind"].items():
