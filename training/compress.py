@@ -189,14 +189,6 @@ def _finish_qat(trained: keras.Model) -> keras.Model:
     return plain
 
 
-def _fresh(model: keras.Model) -> keras.Model:
-    """A clone with its own layers: after strip_pruning/strip_clustering, layers also sit in the wrapped
-    model's graph, and ``layer.input``/``layer.output`` (QAT ranges, score features) would name its tensors."""
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def _init_activation_ranges(qat: keras.Model, float_model: keras.Model, x: np.ndarray) -> dict[str, list[float]]:
     """Start every activation quantizer at the range the float model really produces on ``x``.
 
@@ -294,7 +286,7 @@ def compress(
         :func:`weight_stats` plus the fine-tuning losses and time.
     """
     import zoo
-    from training.fit import make_pipeline
+    from training.fit import copy_network, make_pipeline
 
     config.validate()
     batch = min(config.batch_size, len(x_train))
@@ -312,17 +304,16 @@ def compress(
                        **{k: [float(v) for v in vs] for k, vs in h.history.items()}})
         return m
 
-    base = keras.models.clone_model(model)
-    base.set_weights(model.get_weights())
+    base = copy_network(model)
     if config.method in ("prune", "pqat"):
         pruned = _wrap_kernels(base, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
             layer, pruning_schedule=_prune_schedule(config, steps)))
-        base = _fresh(tfmot.sparsity.keras.strip_pruning(fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()])))
+        base = copy_network(tfmot.sparsity.keras.strip_pruning(fine_tune("prune", pruned, [tfmot.sparsity.keras.UpdatePruningStep()])))
     elif config.method in ("cluster", "cqat"):
         init = tfmot.clustering.keras.CentroidInitialization.KMEANS_PLUS_PLUS
         clustered = _wrap_kernels(base, lambda layer: tfmot.clustering.keras.cluster_weights(
             layer, number_of_clusters=config.clusters, cluster_centroids_init=init))
-        base = _fresh(tfmot.clustering.keras.strip_clustering(fine_tune("cluster", clustered)))
+        base = copy_network(tfmot.clustering.keras.strip_clustering(fine_tune("cluster", clustered)))
 
     if config.method in QAT_METHODS:
         scheme = None if config.method == "qat" else _preserving_scheme(config.method)

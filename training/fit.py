@@ -144,11 +144,22 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
     return (_local_copy(model, config) if strategy is not None else model), history
 
 
+def copy_network(model: Any) -> Any:
+    """A clone of ``model`` with its own layers and variables, holding the same weights.
+
+    Used where the original's layers are tied to something else: a ``tf.distribute``
+    strategy, or the wrapped graph TFMOT's strip_pruning/strip_clustering leave them in
+    (``layer.input``/``layer.output`` would name that graph's tensors).
+    """
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def _local_copy(model: Any, config: DetectorConfig) -> Any:
     """The trained network outside the strategy: saving or predicting with distributed variables
     runs collective ops, which fail once the other workers have finished and left."""
-    local = keras.models.clone_model(model)
-    local.set_weights(model.get_weights())
+    local = copy_network(model)
     local.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
     return local
 
