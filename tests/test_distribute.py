@@ -55,6 +55,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _task_index(pid: int) -> int | None:
     env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     config = [e[len(b"TF_CONFIG="):] for e in env if e.startswith(b"TF_CONFIG=")]
@@ -74,11 +81,13 @@ def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(fashion_mnist_rea
         assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before its first epoch was recorded"
         time.sleep(0.2)
     first = json.loads(state.read_text())["epochs"][0]
-    worker = [p for p in _children(launcher.pid) if _task_index(p) == 1]
-    assert len(worker) == 1
-    os.kill(worker[0], signal.SIGKILL)
+    workers = _children(launcher.pid)
+    victim = [p for p in workers if _task_index(p) == 1]
+    assert len(workers) == 2 and len(victim) == 1
+    os.kill(victim[0], signal.SIGKILL)
     _, err = launcher.communicate(timeout=300)
-    assert launcher.returncode != 0 and not _children(launcher.pid), err[-1000:]  # the chief fails too; nothing is left
+    assert launcher.returncode != 0, err[-1000:]  # the chief fails too ...
+    assert not [p for p in workers if _alive(p)]  # ... and the launcher leaves no worker behind
     assert (out / "backup").is_dir() and not json.loads(state.read_text()).get("finished")
 
     resumed = subprocess.run([*argv, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
