@@ -125,6 +125,29 @@ def test_offline_prepare_from_tiny_mirror(tmp_path, tiny_mirror):
     assert got == want
 
 
+def test_decoded_splits_are_cached_and_a_bad_cache_is_rebuilt(tmp_path, tiny_mirror):
+    mirror, expected, _ = tiny_mirror
+    data_dir = tmp_path / "tfds"
+    local.prepare(mirror, data_dir, expected=expected, quiet=True)
+    data._load_named.cache_clear()
+    x, y = data.load_split("fashion_mnist", "test", data_dir=data_dir)
+    cache = data_dir / "aezoo_cache" / "fashion_mnist" / "3.0.1" / "test.npz"
+    with np.load(cache) as f:
+        np.testing.assert_array_equal(f["images"].astype(np.float32) / 255, x)
+    for damage in (b"not an npz", None):
+        if damage is None:  # a valid file of the wrong size (another split's)
+            np.savez(cache, images=np.zeros((3, 28, 28, 1), np.uint8), labels=np.zeros(3, np.int64))
+        else:
+            cache.write_bytes(damage)
+        data._load_named.cache_clear()
+        x2, y2 = data.load_split("fashion_mnist", "test", data_dir=data_dir)
+        np.testing.assert_array_equal(x2, x)
+        np.testing.assert_array_equal(y2, y)
+        with np.load(cache) as f:
+            assert len(f["images"]) == 10  # rebuilt
+    data._load_named.cache_clear()
+
+
 def test_public_path_verifies_against_upstream(tmp_path, tiny_mirror):
     mirror, _, _ = tiny_mirror
     with pytest.raises(UserError, match=r"train-images-idx3-ubyte\.gz is truncated or altered.*47040016"):

@@ -74,7 +74,8 @@ def _edit_spec(bundle: Path, dst: Path, edit, *, reseal: bool = False) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["conv_ae", "dense_ae", "denoising_ae", "sparse_ae", "vae", "conv_vae"])
+# One per graph family (conv, dense, variational); tests/test_zoo.py converts every variant to int8.
+@pytest.mark.parametrize("name", ["conv_ae", "dense_ae", "conv_vae"])
 def test_every_variant_converts_at_every_quantization(name):
     import zoo
     from training.convert import run_tflite, to_tflite

@@ -103,7 +103,7 @@ def test_builds_flat_model_with_stable_names(name, shape):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, shape", CASES)
+@pytest.mark.parametrize("name, shape", QAT_CASES)
 def test_trains_loss_goes_down(name, shape):
     _, _, history = trained(name, shape)
     assert np.all(np.isfinite(history))

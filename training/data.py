@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UserError
+from zoo.files import atomic_path
 from zoo.keras import tf
 
 import tensorflow_datasets as tfds  # noqa: E402  (after zoo.keras: Keras 2)
@@ -159,12 +160,36 @@ def _check_split(builder: tfds.core.DatasetBuilder, name: str, split: str) -> No
 
 
 def _to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
+    """The dataset's uint8 images and int64 labels, decoded in large batches."""
     parts = list(tfds.as_numpy(ds.batch(_DECODE_BATCH).prefetch(1)))
     if not parts:
         raise UserError("The split has no images.")
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
+
+
+def _decoded(builder: tfds.core.DatasetBuilder, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split's uint8 images and labels, from a cache of decoded arrays beside the TFDS data.
+
+    Decoding a TFDS split takes seconds (every image is a PNG); each command and
+    worker process would pay it again. The cache (``aezoo_cache/NAME/VERSION/SPLIT.npz``
+    under the data dir) is checked against the split's size and rebuilt when it does
+    not match; where the data dir is read-only, the split is decoded every time.
+    """
+    n = builder.info.splits[split].num_examples
+    cache = Path(builder.data_dir).parents[1] / "aezoo_cache" / name / str(builder.version) / f"{split}.npz"
+    try:
+        with np.load(cache) as f:
+            images, labels = f["images"], f["labels"]
+        if len(images) == len(labels) == n and images.dtype == np.uint8:
+            return images, labels
+    except (OSError, ValueError, KeyError):
+        pass
+    images, labels = _to_numpy(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False))
+    try:
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, images=images, labels=labels)
+    except OSError:
+        pass
     return images, labels
 
 
@@ -172,7 +197,8 @@ def _to_numpy(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 def _load_named(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     builder = prepared_builder(name, data_dir=data_dir)
     _check_split(builder, name, split)
-    images, labels = _to_numpy(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False))
+    raw, labels = _decoded(builder, name, split)
+    images = raw.astype(np.float32) / np.float32(255.0)
     # Shared by every caller in the process, so nobody may change them in place.
     images.flags.writeable = False
     labels.flags.writeable = False
