@@ -26,6 +26,8 @@ READABLE_VERSIONS = (1, 2)
 SPEC_FILE = "detector.json"
 MODEL_FILE = "model.tflite"
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
+# Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
+QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
 COLOR_CHANNELS = {"L": 1, "RGB": 3}
 RESIZE_MODES = ("none", "bilinear")
@@ -114,9 +116,9 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
          "64 lowercase hex digits")
     _get(spec, where, "model.bytes", lambda v: _int(v, 1), "a positive integer")
     _get(spec, where, "model.quant", lambda v: v in QUANT_MODES, f"one of {QUANT_MODES}")
-    quantizer = spec["model"].get("quantizer", "tflite-converter")
-    if quantizer not in ("tflite-converter", "litert"):
-        _fail(where, "model.quantizer", "'tflite-converter' or 'litert'", quantizer)
+    quantizer = spec["model"].get("quantizer", QUANTIZERS[0])
+    if quantizer not in QUANTIZERS:
+        _fail(where, "model.quantizer", f"one of {QUANTIZERS}", quantizer)
     _check_tensor(spec, where, "input")
     outputs = _get(spec, where, "outputs", lambda v: isinstance(v, list) and v and all(isinstance(o, dict) for o in v),
                    "a non-empty list of output tensors")

@@ -215,13 +215,18 @@ def write_small_folder(out: Path, per_class: int = 100, *, seed: int = 0) -> Pat
 
     A user's small folder, made reproducibly (a seeded draw of the train split); the
     test split is written whole so the numbers are comparable with the full protocol.
+    Written beside ``out`` and renamed into place, so ``out`` exists only complete.
     """
+    import shutil
+
     from PIL import Image
 
     from training import data
 
     names = data.class_names("fashion_mnist")
     rng = np.random.default_rng(seed)
+    final, out = out, out.with_name(out.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)
     for split in ("train", "test"):
         x, labels = data.load_split("fashion_mnist", split)
         for k, name in enumerate(names):
@@ -232,7 +237,8 @@ def write_small_folder(out: Path, per_class: int = 100, *, seed: int = 0) -> Pat
             folder.mkdir(parents=True, exist_ok=True)
             for i in idx:
                 Image.fromarray(np.round(x[i, ..., 0] * 255).astype(np.uint8), "L").save(folder / f"{i}.png")
-    return out
+    os.replace(out, final)
+    return final
 
 
 def small_images(out: str | Path, *, models: Sequence[str], per_class: int = 100, epochs: int = 30, seed: int = 0) -> dict:
@@ -241,7 +247,7 @@ def small_images(out: str | Path, *, models: Sequence[str], per_class: int = 100
 
     out = Path(out)
     folder = out / f"fashion_mnist_{per_class}_per_class"
-    if not (folder / "test").is_dir():
+    if not folder.is_dir():
         write_small_folder(folder, per_class, seed=seed)
     result = {"folder": str(folder), "per_class": per_class, "models": {}, "machine": runs.machine_info()}
     for name in models:

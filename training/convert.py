@@ -20,14 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import QUANT_MODES
+from edge.bundle import QUANT_MODES, QUANTIZERS
 from zoo.errors import UserError
 from zoo.quiet import native_stderr_silenced
 
 EXPORT_FORMATS = ("bundle", "c-array")
-# Who quantizes an int8 model: TensorFlow's TFLiteConverter (with a representative dataset), or the
-# LiteRT / AI Edge Quantizer applied to the float .tflite (package ai-edge-quantizer).
-QUANTIZERS = ("tflite-converter", "litert")
 C_ARRAY_NAME = "aezoo_model"
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.

@@ -321,12 +321,11 @@ def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] |
 
     root = pretrained.saved_models_dir(root, must_exist=True)
     updated = []
-    x_test, _ = data.load_split("fashion_mnist", "test")
     for record in pretrained.list_pretrained(root=root):
         if models and record["model"] not in models:
             continue
         entry = pretrained.verify_entry(record, root)
-        speed = _speed(entry / "detector", x_test)
+        speed = _speed(entry / "detector", data.load_split(record["dataset"], "test")[0])  # decoded once per dataset
         card = runs.read_json(entry / "card.json", "the model card")
         for doc in (record, card):
             doc.update(latency=speed["latency"], throughput_per_second=speed["throughput_per_second"], machine=runs.machine_info())

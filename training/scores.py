@@ -192,6 +192,9 @@ class ELBO(Score):
 
 
 POOLINGS = ("gap", "fine")
+# A feature's spread is floored at this fraction of the largest spread in its part (a layer): a nearly dead
+# channel would otherwise be blown up by standardization, and in int8 it holds mostly rounding noise.
+REL_STD_FLOOR = 0.05
 
 
 def _floored_var(v: np.ndarray, sizes: list[int]) -> np.ndarray:
@@ -201,9 +204,6 @@ def _floored_var(v: np.ndarray, sizes: list[int]) -> np.ndarray:
         floor = (REL_STD_FLOOR * np.sqrt(var[a:b].max())) ** 2
         var[a:b] = np.maximum(var[a:b], max(floor, 1e-12))
     return var
-# A feature's spread is floored at this fraction of the largest spread in its part (a layer): a nearly dead
-# channel would otherwise be blown up by standardization, and in int8 it holds mostly rounding noise.
-REL_STD_FLOOR = 0.05
 
 
 @register_score

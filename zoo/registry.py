@@ -125,15 +125,19 @@ def load_model(path: str | os.PathLike) -> Any:
                         f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+def _weights_by_name(model: Any) -> dict[str, Any]:
+    """``{"<layer name>/<i>": array}``: the key both Keras versions of a zoo model share."""
+    return {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
+
+
 def save_weights(model: Any, path: str | os.PathLike) -> None:
     """Write ``model``'s weights by layer name to an .npz that tf_keras and Keras 3 zoo models both load."""
     import numpy as np
 
     from zoo.files import atomic_path
 
-    arrays = {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **_weights_by_name(model))
 
 
 def load_weights(model: Any, source: Any) -> Any:
@@ -148,7 +152,7 @@ def load_weights(model: Any, source: Any) -> Any:
         with np.load(source, allow_pickle=False) as data:
             stored = {k: data[k] for k in data.files}
     else:
-        stored = {f"{layer.name}/{i}": w for layer in source.layers for i, w in enumerate(layer.get_weights())}
+        stored = _weights_by_name(source)
     for layer in model.layers:
         want = layer.get_weights()
         got = [stored.get(f"{layer.name}/{i}") for i in range(len(want))]

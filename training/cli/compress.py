@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from edge.bundle import QUANT_MODES, QUANTIZERS
 from training.cli.args import fraction, int_arg, positive_float
 
 METHODS = ("qat", "prune", "cluster", "pqat", "cqat")  # training.compress.METHODS, without importing TensorFlow
-QUANTS = ("float32", "float16", "dynamic", "int8")  # edge.bundle.QUANT_MODES
 
 
 def register(sub: Any) -> None:
@@ -42,14 +42,14 @@ def register(sub: Any) -> None:
                     "scores of the normal validation inputs, provenance). --format c-array also writes aezoo_model.c/.h "
                     "and checks the model, its scores and verdicts under TFLite Micro. See docs/BUNDLE.md.")
     p.add_argument("run", metavar="RUN", help="training run folder")
-    p.add_argument("--quant", choices=QUANTS, default="int8", help="quantization (default: int8, full integer)")
+    p.add_argument("--quant", choices=QUANT_MODES, default="int8", help="quantization (default: int8, full integer)")
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or a bundle with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (never anything else)")
     p.add_argument("--format", dest="fmt", choices=("bundle", "c-array"), default="bundle",
                    help="bundle (default), or c-array: int8 batch-1 model + C source/header + TFLite Micro check")
     p.add_argument("--representative", type=int_arg(1, 100_000), default=500, metavar="N",
                    help="normal training inputs used to calibrate int8 (default: 500)")
-    p.add_argument("--quantizer", choices=("tflite-converter", "litert"), default="tflite-converter",
+    p.add_argument("--quantizer", choices=QUANTIZERS, default=QUANTIZERS[0],
                    help="who makes the int8 model: TensorFlow's TFLiteConverter (default) or the LiteRT / AI Edge "
                         "Quantizer on the float .tflite")
     p.set_defaults(func=_export)

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from training.cli.args import int_arg, param, positive_float, size
+from training.distribute import MAX_WORKERS, STRATEGIES
 from zoo.errors import UserError
 
 SCORES = ("mse", "mae", "ssim", "elbo", "nap")  # training.scores.score_kinds(), without importing it
@@ -56,9 +57,9 @@ def register(sub: Any) -> None:
                         "generation and compression; reports reconstruction MSE/PSNR instead of anomaly metrics")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no Keras progress bar")
-    p.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none",
+    p.add_argument("--strategy", choices=STRATEGIES, default="none",
                    help="tf.distribute strategy; multiworker joins the cluster of $TF_CONFIG (default: none)")
-    p.add_argument("--workers", type=int_arg(1, 16), metavar="N",
+    p.add_argument("--workers", type=int_arg(1, MAX_WORKERS), metavar="N",
                    help="start N loopback workers here (MultiWorkerMirroredStrategy, generated TF_CONFIG) for one run")
     p.set_defaults(func=_train)
     _register_evaluate(sub)
