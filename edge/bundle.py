@@ -12,11 +12,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from edge.inputs import INPUT_KINDS
+from edge.schema import fail as _fail
+from edge.schema import get as _get
+from edge.schema import integer as _int
+from edge.schema import number as _number
 from zoo import files
 from zoo.errors import UserError
 
@@ -29,35 +33,9 @@ QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 # Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
 QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
-COLOR_CHANNELS = {"L": 1, "RGB": 3}
-RESIZE_MODES = ("none", "bilinear")
 
 
 # -- the schema: one checker per field ------------------------------------------------------------------------
-
-
-def _fail(where: str, path: str, expected: str, value: Any) -> None:
-    raise UserError(f"{where}: {path} must be {expected}. Received: {path}={value!r}")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _int(value: Any, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _get(spec: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
-    node: Any = spec
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise UserError(f"{where} lacks {path!r} ({expected}). Received keys at that level: "
-                            f"{sorted(node) if isinstance(node, dict) else type(node).__name__}")
-        node = node[part]
-    if not check(node):
-        _fail(where, path, expected, node)
-    return node
 
 
 def _shape(value: Any) -> bool:
@@ -73,28 +51,6 @@ def _check_tensor(spec: dict, where: str, path: str) -> None:
     else:
         _get(spec, where, f"{path}.scale", lambda v: _number(v) and v > 0, "a positive number")
         _get(spec, where, f"{path}.zero_point", lambda v: _int(v, -(2**31)), "an integer")
-
-
-def _check_preprocessing(spec: dict, where: str) -> None:
-    kind = _get(spec, where, "preprocessing.kind", lambda v: v in ("image", "vector"), "'image' or 'vector'")
-    shape = spec["input"]["shape"]
-    if kind == "vector":
-        n = _get(spec, where, "preprocessing.features", lambda v: _int(v, 1), "a positive integer")
-        for name in ("mean", "scale"):
-            _get(spec, where, f"preprocessing.{name}",
-                 lambda v: isinstance(v, list) and len(v) == n and all(_number(x) for x in v) and (name == "mean" or min(v) > 0),
-                 f"a list of {n} finite numbers" + (" > 0" if name == "scale" else ""))
-        if shape != [n]:
-            _fail(where, "input.shape", f"[{n}] (preprocessing.features)", shape)
-        return
-    h = _get(spec, where, "preprocessing.height", lambda v: _int(v, 1), "a positive integer")
-    w = _get(spec, where, "preprocessing.width", lambda v: _int(v, 1), "a positive integer")
-    mode = _get(spec, where, "preprocessing.color_mode", lambda v: isinstance(v, str) and v in COLOR_CHANNELS, "'L' or 'RGB'")
-    c = _get(spec, where, "preprocessing.channels", lambda v: v == COLOR_CHANNELS.get(mode), f"{COLOR_CHANNELS.get(mode)} for {mode}")
-    _get(spec, where, "preprocessing.uint8_divisor", lambda v: _number(v) and v > 0, "a positive number")
-    _get(spec, where, "preprocessing.resize", lambda v: v in RESIZE_MODES, f"one of {RESIZE_MODES}")
-    if shape != [h, w, c]:
-        _fail(where, "input.shape", f"[{h}, {w}, {c}] (preprocessing height, width, channels)", shape)
 
 
 def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) -> dict:
@@ -129,7 +85,8 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
         _check_tensor({f"outputs[{i}]": output}, where, f"outputs[{i}]")
     if len(set(names)) != len(names):
         _fail(where, "outputs", "tensors with distinct names", names)
-    _check_preprocessing(spec, where)
+    kind = _get(spec, where, "preprocessing.kind", lambda v: v in INPUT_KINDS, f"one of {sorted(INPUT_KINDS)}")
+    INPUT_KINDS[kind].check_spec(spec, where)
     _get(spec, where, "score.kind", lambda v: isinstance(v, str) and (known_kinds is None or v in known_kinds),
                 f"one of {sorted(known_kinds)}" if known_kinds is not None else "a score kind")
     _get(spec, where, "score.params", lambda v: isinstance(v, dict), "an object")

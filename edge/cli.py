@@ -92,13 +92,16 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "detect",
-        help="score images or feature vectors with a detector bundle (needs only ai-edge-litert, numpy, Pillow)",
+        help="score images, feature vectors or sensor recordings with a detector bundle (needs only ai-edge-litert, numpy, "
+             "Pillow)",
         description="Print an anomaly score and a verdict (score > threshold = anomaly) per input. Inputs: images "
         "(PNG/JPEG/BMP...) of the bundle's size or resized as its preprocessing says, .npy arrays (one input or a batch; "
-        "uint8 0..255 or float in [0, 1] for images, raw values for vectors) or .csv files of vectors.",
+        "uint8 0..255 or float in [0, 1] for images, raw values for vectors and series), .csv files of vectors, or "
+        "recordings (.csv with the training channels, timestamp and is_anomaly optional; .npy [T, C]) for series "
+        "bundles: one verdict per window, every hop samples.",
     )
     p.add_argument("bundle", metavar="BUNDLE", help="detector bundle directory")
-    p.add_argument("files", metavar="FILES", nargs="+", help="images, .npy arrays or .csv files")
+    p.add_argument("files", metavar="FILES", nargs="+", help="images, .npy arrays, .csv files or recordings")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
@@ -115,13 +118,13 @@ def detect(args: argparse.Namespace) -> int:
     names, arrays = [], []
     for path in args.files:
         try:
-            x = detector.prepare(load_input_file(path, detector.spec))
+            x, labels = detector.input.file_inputs(load_input_file(path, detector.spec), path)
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
         if not len(x):
             raise UserError(f"{path}: holds no inputs (an empty array)")
         arrays.append(x)
-        names += [path] if len(x) == 1 else [f"{path}[{i}]" for i in range(len(x))]
+        names += labels
     # Inputs are prepared already; score them raw so they are not standardized twice.
     x = np.concatenate(arrays)
     scores = detector.score_prepared(x)

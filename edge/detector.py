@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import bundle as _bundle
+from edge import inputs as _inputs
 from edge.scoring import SCORE_KINDS, compute, get_kind
 from zoo.errors import UserError
 from zoo.quiet import native_stderr_silenced
@@ -30,11 +31,13 @@ class Detector:
     ``decision_function`` (alias ``score``) returns raw scores, higher = more
     anomalous; ``predict`` returns 1 (anomaly) where the score is above ``threshold_``.
 
-    Images are NHWC with the bundle's height, width and channels: float arrays with
-    pixels in [0, 1], or uint8 arrays in 0..255 (divided as in training). A single
-    image is a batch of one; for one channel, (N, H, W) and (H, W) work too. Vector
-    bundles take (N, features) or (features,) raw feature values; the bundle's
-    standardization is applied here, as in training.
+    Inputs are what the bundle's input kind (``edge.inputs``) takes. Images are NHWC with
+    the bundle's height, width and channels: float arrays with pixels in [0, 1], or uint8
+    arrays in 0..255 (divided as in training). A single image is a batch of one; for one
+    channel, (N, H, W) and (H, W) work too. Vector bundles take (N, features) or
+    (features,) raw feature values; series bundles take raw windows (N, window, channels)
+    or a whole recording through :meth:`score_recording`. The bundle's standardization
+    is applied here, as in training.
 
     Attributes:
         threshold_: The calibrated threshold from the bundle.
@@ -71,7 +74,7 @@ class Detector:
         self.score_kind = spec["score"]["kind"]
         self.score_params = spec["score"]["params"]
         self.input_shape = tuple(spec["input"]["shape"])
-        self.is_image = spec["preprocessing"]["kind"] == "image"
+        self.input = _inputs.for_spec(spec)
         self._interp = interp
         self._bind_tensors(interp.get_input_details(), interp.get_output_details())
         self._needed = get_kind(self.score_kind).outputs
@@ -79,9 +82,6 @@ class Detector:
         if needed:
             raise UserError(f"score {self.score_kind!r} needs the outputs {sorted(needed)}, which the model lacks. "
                             f"Received outputs: {self.output_names}")
-        pre = spec["preprocessing"]
-        self._mean = np.asarray(pre["mean"], np.float32) if not self.is_image else None
-        self._inv_scale = (1.0 / np.asarray(pre["scale"], np.float32)).astype(np.float32) if not self.is_image else None
 
     def _bind_tensors(self, ins: list, outs: list) -> None:
         """Check the model's tensors against the spec; keep their indices and quantization."""
@@ -103,10 +103,10 @@ class Detector:
             info = np.iinfo(self._in_dtype)
             self._in_range = (float(info.min), float(info.max))
             self._in_inv_scale = np.float32(1.0 / self._in_q[0])
-            # Image pixels are checked to lie in [0, 1]; when that range quantizes inside the integer
-            # range (the usual case: calibrated on [0, 1] images) clipping is a no-op and skipped.
+            # Bounded inputs (image pixels) are checked to lie in [0, 1]; when that range quantizes inside the
+            # integer range (the usual case: calibrated on [0, 1] images) clipping is a no-op and skipped.
             top = float(np.rint(np.float32(1.0) * self._in_inv_scale)) + self._in_q[1]
-            self._in_clip = not (self.is_image and info.min <= self._in_q[1] and top <= info.max)
+            self._in_clip = not (self.input.bounded and info.min <= self._in_q[1] and top <= info.max)
         self._outs = [(o["name"], d["index"], _quant_params(d)) for d, o in zip(outs, spec["outputs"])]
         dynamic = int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1
         # A fixed-batch model (TFLite Micro exports use 1) runs in chunks of its batch; resizing
@@ -202,49 +202,8 @@ class Detector:
     # -- public API --------------------------------------------------------------------------------------------
 
     def prepare(self, inputs) -> np.ndarray:
-        """Return ``inputs`` as the float batch the model takes (validated, standardized for vectors), or raise UserError."""
-        x = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
-        if not (x.dtype == np.float32 and x.shape[1:] == self.input_shape and x.ndim == len(self.input_shape) + 1):
-            x = self._prepare_image(x) if self.is_image else self._prepare_vector(x)
-            if x.dtype.kind != "f":
-                raise UserError(f"expected float values or uint8 images. Received: dtype={x.dtype}")
-        if x.size:
-            lo, hi = x.min(), x.max()  # NaN fails every comparison below, so one pass checks both
-            if not ((0.0 <= lo and hi <= 1.0) if self.is_image else (np.isfinite(lo) and np.isfinite(hi))):
-                self._refuse_values(x, lo, hi)
-        if not self.is_image:
-            x = (x.astype(np.float32) - self._mean) * self._inv_scale
-        return x.astype(np.float32, copy=False)
-
-    def _refuse_values(self, x: np.ndarray, lo: float, hi: float) -> None:
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
-            raise UserError(f"inputs contain NaN or infinite values (indices {bad[:10].tolist()}). Received: {len(x)} inputs")
-        raise UserError("expected float pixels in [0, 1] (the bundle's preprocessing: uint8 / 255); "
-                        f"pass uint8 arrays or divide by 255. Received: min={float(lo):g}, max={float(hi):g}")
-
-    def _prepare_image(self, x: np.ndarray) -> np.ndarray:
-        h, w, c = self.input_shape
-        if x.shape[-3:] == (h, w, c) and x.ndim in (3, 4):
-            x = x[None] if x.ndim == 3 else x
-        elif c == 1 and x.shape[-2:] == (h, w) and x.ndim in (2, 3):
-            x = x.reshape(-1, h, w, 1)
-        elif x.ndim in (3, 4) and x.shape[-3:-1] == (h, w):
-            raise UserError(f"expected images with {c} channel(s) ({'grayscale' if c == 1 else 'RGB'}), shaped "
-                            f"(N, {h}, {w}, {c}). Received: shape={x.shape} ({x.shape[-1]} channels)")
-        else:
-            raise UserError(f"expected images shaped (N, {h}, {w}, {c}) or ({h}, {w}, {c}). Received: shape={x.shape}")
-        if x.dtype == np.uint8:
-            return x.astype(np.float32) * np.float32(1.0 / float(self.spec["preprocessing"]["uint8_divisor"]))
-        return x
-
-    def _prepare_vector(self, x: np.ndarray) -> np.ndarray:
-        (n,) = self.input_shape
-        if x.ndim == 1 and x.shape[0] == n:
-            return x[None]
-        if x.ndim == 2 and x.shape[1] == n:
-            return x
-        raise UserError(f"expected feature vectors shaped (N, {n}) or ({n},). Received: shape={x.shape}")
+        """Return ``inputs`` as the float batch the model takes (validated, standardized where the kind says), or raise UserError."""
+        return self.input.prepare(inputs)
 
     def outputs(self, inputs) -> dict[str, np.ndarray]:
         """Return the model's dequantized outputs by name (e.g. "reconstruction"), concatenated over chunks."""
@@ -280,6 +239,17 @@ class Detector:
         if len(x) != self._batch or self._outbufs is None:
             self._resize(len(x))
         return self._to_input(x).copy()
+
+    def score_recording(self, recording) -> tuple[np.ndarray, np.ndarray]:
+        """(window start indices, window scores) of a raw recording [T, channels] (series bundles only).
+
+        The windows are cut every ``hop`` samples as in training; a sample's score is the
+        largest score of the windows that cover it (``edge.inputs.point_scores``).
+        """
+        if not isinstance(self.input, _inputs.SeriesInput):
+            raise UserError(f"score_recording needs a series bundle. Received: a {self.input.name} bundle")
+        windows, starts = self.input.windows(recording)
+        return starts, self.score(windows)
 
     def reconstruct(self, inputs) -> np.ndarray:
         """Return the model's reconstructions (float32; standardized units for vectors)."""

@@ -86,9 +86,10 @@ def _spec_macros(macro: str, spec: dict) -> list[str]:
     """#define lines for the input shape and quantization, each output, the threshold and the sha256."""
     from edge.scoring import get_kind
 
-    pre, inp = spec["preprocessing"], spec["input"]
-    lines = [f"#define {macro}_{axis} {int(v)}" for axis, v in zip(("HEIGHT", "WIDTH", "CHANNELS"), inp["shape"])] \
-        if pre["kind"] == "image" else [f"#define {macro}_FEATURES {int(inp['shape'][0])}"]
+    from edge.inputs import for_spec
+
+    inp = spec["input"]
+    lines = for_spec(spec).c_macros(macro)
     lines += [f"#define {macro}_INPUT_SCALE {float(inp['scale']):.9g}f",
               f"#define {macro}_INPUT_ZERO_POINT ({int(inp['zero_point'])})"]
     for k, out in enumerate(spec["outputs"]):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from training import data
+from training.inputs import named
 from training import fashion_mnist_local as local
 from training import cli
 from zoo.errors import UserError
@@ -129,7 +130,7 @@ def test_decoded_splits_are_cached_and_a_bad_cache_is_rebuilt(tmp_path, tiny_mir
     mirror, expected, _ = tiny_mirror
     data_dir = tmp_path / "tfds"
     local.prepare(mirror, data_dir, expected=expected, quiet=True)
-    data._load_named.cache_clear()
+    named.load_images.cache_clear()
     x, y = data.load_split("fashion_mnist", "test", data_dir=data_dir)
     cache = data_dir / "aezoo_cache" / "fashion_mnist" / "3.0.1" / "test.npz"
     with np.load(cache) as f:
@@ -139,13 +140,13 @@ def test_decoded_splits_are_cached_and_a_bad_cache_is_rebuilt(tmp_path, tiny_mir
             np.savez(cache, images=np.zeros((3, 28, 28, 1), np.uint8), labels=np.zeros(3, np.int64))
         else:
             cache.write_bytes(damage)
-        data._load_named.cache_clear()
+        named.load_images.cache_clear()
         x2, y2 = data.load_split("fashion_mnist", "test", data_dir=data_dir)
         np.testing.assert_array_equal(x2, x)
         np.testing.assert_array_equal(y2, y)
         with np.load(cache) as f:
             assert len(f["images"]) == 10  # rebuilt
-    data._load_named.cache_clear()
+    named.load_images.cache_clear()
 
 
 def test_public_path_verifies_against_upstream(tmp_path, tiny_mirror):
@@ -179,7 +180,7 @@ def _no_network(monkeypatch, tmp_path):
     """No mirror anywhere and no network; any download attempt fails the test."""
     monkeypatch.delenv(local.MIRROR_ENV, raising=False)
     monkeypatch.setattr(local, "DEFAULT_MIRROR", os.fspath(tmp_path / "no-mirror"))
-    monkeypatch.setattr(data, "_network_reachable", lambda host, port, timeout=0: False)
+    monkeypatch.setattr(named, "_network_reachable", lambda host, port, timeout=0: False)
 
     def no_download(self, *args, **kwargs):
         raise AssertionError("tried to download")
@@ -203,7 +204,7 @@ def test_no_data_no_mirror_no_network_is_one_clear_error(monkeypatch, tmp_path):
 def test_failed_download_becomes_user_error(monkeypatch, tmp_path):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(data, "_network_reachable", lambda host, port, timeout=0: True)
+    monkeypatch.setattr(named, "_network_reachable", lambda host, port, timeout=0: True)
 
     def failing(self, *args, **kwargs):
         raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'")

@@ -16,7 +16,8 @@ import pytest
 import zoo
 from zoo.errors import UserError
 
-SHAPES = {"28x28x1": (28, 28, 1), "32x32x3": (32, 32, 3), "vec64": (64,)}
+SHAPES = {"28x28x1": (28, 28, 1), "32x32x3": (32, 32, 3), "vec64": (64,), "series64x3": (64, 3), "series183x1": (183, 1)}
+KIND_OF_RANK = {1: "vector", 2: "series", 3: "image"}
 INT8_LIMIT = 64 * 1024
 SEED = 0
 
@@ -26,19 +27,26 @@ def _cases() -> list:
     for name in zoo.list_models():
         kinds = zoo.model_info(name).input_kinds
         for key, shape in SHAPES.items():
-            if ("vector" if len(shape) == 1 else "image") in kinds:
+            if KIND_OF_RANK[len(shape)] in kinds:
                 cases.append(pytest.param(name, shape, id=f"{name}-{key}"))
     return cases
 
 
 CASES = _cases()
-# Every variant on 28x28x1 (QAT fit, both int8 paths); the other shapes need only one dense and one conv variant.
-QAT_CASES = [c for c in CASES if c.id.endswith("28x28x1") or c.id.split("-")[0] in ("dense_ae", "conv_ae")]
+# Every variant on its first kind's shape (QAT fit, both int8 paths); the other shapes need only one dense and one conv
+# variant of each kind.
+QAT_CASES = [c for c in CASES if c.id.endswith(("28x28x1", "series64x3"))
+             or c.id.split("-")[0] in ("dense_ae", "conv_ae", "conv1d_ae")]
 
 
 def make_data(shape: tuple[int, ...], n: int = 64, seed: int = SEED) -> np.ndarray:
-    """Learnable data in [0, 1]: a few Gaussian blobs per image, or low-rank vectors."""
+    """Learnable data: a few Gaussian blobs per image, low-rank vectors (both in [0, 1]), or standardized series
+    windows (sums of two sines of random phase per channel)."""
     rng = np.random.default_rng(seed)
+    if len(shape) == 2:
+        t = np.arange(shape[0])[None, :, None]
+        phase = rng.uniform(0, 2 * np.pi, (n, 1, shape[1]))
+        return (np.sin(2 * np.pi * t / 16 + phase) + 0.5 * np.sin(2 * np.pi * t / 5 + 2 * phase)).astype(np.float32)
     if len(shape) == 1:
         z = rng.standard_normal((n, 4))
         w = rng.standard_normal((4, shape[0]))
@@ -99,7 +107,10 @@ def test_builds_flat_model_with_stable_names(name, shape):
     assert any(n in ("latent", "z_mean") for n in names)
     assert any(n.startswith("dec_") for n in names)
     y = model(make_data(shape, n=4), training=False).numpy()
-    assert y.min() >= 0.0 and y.max() <= 1.0  # sigmoid output
+    if len(shape) != 2:
+        assert y.min() >= 0.0 and y.max() <= 1.0  # sigmoid output
+    else:
+        assert model.layers[-1].name == "dec_out" or model.get_layer("dec_out").activation.__name__ == "linear"
 
 
 @pytest.mark.slow
@@ -123,7 +134,7 @@ def test_save_load_reproduces_outputs_and_parts(name, shape, tmp_path):
     code = zoo.encoder(loaded).predict(x, verbose=0)
     assert code.ndim == 2
     np.testing.assert_allclose(zoo.decoder(loaded).predict(code, verbose=0), loaded.predict(x, verbose=0), atol=1e-5)
-    assert zoo.is_variational(loaded) == (name in ("vae", "conv_vae") or zoo.is_variational(model))
+    assert zoo.is_variational(loaded) == (name.endswith("vae") or zoo.is_variational(model))
 
 
 @pytest.mark.slow
@@ -135,7 +146,7 @@ def test_qat_and_int8_tflite(name, shape):
     qat = zoo.qat_model(model)
     assert len(qat.layers) == len(model.layers) + 1  # + the input quantize layer
     flatbuffers = {}
-    if shape == (28, 28, 1):
+    if shape in ((28, 28, 1), (64, 3)):
         # QAT training keeps the extra loss terms (KL, sparsity) of the custom layers.
         qat(x[:4], training=True)
         assert len(qat.losses) == len(model.losses)
@@ -151,8 +162,9 @@ def test_qat_and_int8_tflite(name, shape):
         y = run_int8(fb, x[:4])
         reference = (qat if kind == "qat" else model).predict(x[:4], verbose=0)
         assert y.shape == reference.shape
-        assert np.abs(y - reference).mean() < 0.05, kind
-        if shape == (28, 28, 1):
+        # Series windows are standardized (spread about 1), images in [0, 1]: the same relative tolerance.
+        assert np.abs(y - reference).mean() < 0.05 * (1.0 if len(shape) != 2 else float(np.std(x))), kind
+        if shape in ((28, 28, 1), (64, 3), (183, 1)):
             assert len(fb) <= INT8_LIMIT, f"{name} {kind} int8 model is {len(fb)} bytes"
 
 
@@ -201,11 +213,19 @@ def test_invalid_values_quote_the_received_value(name, params, received):
         zoo.build(name, **params)
 
 
-def test_conv_families_reject_vector_inputs():
-    for name in zoo.list_models():
-        if "vector" not in zoo.model_info(name).input_kinds:
-            with pytest.raises(UserError, match="image shape"):
-                zoo.build(name, input_shape=(64,))
+KIND_SHAPES = {"image": (28, 28, 1), "series": (64, 3), "vector": (64,)}
+EXPECTED = {"image": "image shape", "series": "series window shape", "vector": "vector shape"}
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_each_variant_builds_for_its_input_kinds_and_refuses_the_others(name):
+    kinds = zoo.model_info(name).input_kinds
+    for kind, shape in KIND_SHAPES.items():
+        if kind in kinds:
+            assert zoo.build(name, input_shape=shape).output_shape[1:] == shape
+        else:
+            with pytest.raises(UserError, match=EXPECTED[kinds[0]]):
+                zoo.build(name, input_shape=shape)
 
 
 # ---------------------------------------------------------------- VAE
@@ -280,13 +300,16 @@ def test_import_is_tensorflow_free():
 def test_models_command_lists_every_variant(capsys):
     import training.cli
 
-    assert training.cli.main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "estimated" in out.splitlines()[0]
-    for name in zoo.list_models():
-        line = next(line for line in out.splitlines() if line.startswith(name + " "))
-        params = zoo.build(name).count_params()
-        assert f"{params:,}" in line
+    for kind, shape in KIND_SHAPES.items():
+        assert training.cli.main(["models", "--input-shape", ",".join(map(str, shape))]) == 0
+        out = capsys.readouterr().out
+        assert "estimated" in out.splitlines()[0]
+        for name in zoo.list_models():
+            line = next(line for line in out.splitlines() if line.startswith(name + " "))
+            if kind in zoo.model_info(name).input_kinds:
+                assert f"{zoo.build(name, input_shape=shape).count_params():,}" in line
+            else:  # a variant that does not take this kind says which it takes
+                assert ",".join(zoo.model_info(name).input_kinds) in line and " -  " in line
 
 
 # ---------------------------------------------------------------- Keras 3

@@ -3,10 +3,14 @@
 - :class:`PCABaseline`: reconstruction error through the components explaining 90%
   of the normal training variance;
 - :class:`KNNBaseline`: distance to the 5th nearest normal training image (PyOD's
-  KNN default, scikit-learn's ``NearestNeighbors``) on raw pixels.
+  KNN default, scikit-learn's ``NearestNeighbors``) on raw pixels;
+- for series, on the same standardized windows: :class:`IsolationForestBaseline`
+  (200 trees) and, for recordings, :class:`MatrixProfileBaseline` (the discord of the
+  UCR anomaly archive: each window's z-normalized distance to its nearest neighbour in
+  the normal training recording, an AB-join with ``stumpy``).
 
-Both: ``fit(x_train, x_val) -> self`` (threshold calibrated on the normal
-``x_val``), ``decision_function``, ``predict``, ``threshold_``, ``reconstruct``.
+All: ``fit(x_train, x_val) -> self`` (threshold calibrated on the normal ``x_val``),
+``decision_function``, ``predict``, ``threshold_``; PCA and kNN also ``reconstruct``.
 """
 
 from __future__ import annotations
@@ -144,6 +148,84 @@ class KNNBaseline(_Baseline):
         return self.train_[idx].mean(axis=1).reshape(np.shape(x))
 
 
-def fit_baselines(x_train: np.ndarray, x_val: np.ndarray, **threshold: object) -> dict[str, _Baseline]:
-    """PCA and kNN fitted on the same normal data: the baselines of every report, by name."""
-    return {"pca": PCABaseline(**threshold).fit(x_train, x_val), "knn": KNNBaseline(**threshold).fit(x_train, x_val)}
+class IsolationForestBaseline(_Baseline):
+    """Anomaly detector: scikit-learn's IsolationForest (200 trees) on the flattened inputs; score = -score_samples.
+
+    Args:
+        n_estimators: trees. Defaults to 200 (PROTOCOL.md). seed: the forest's random state. Defaults to 0.
+        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+    """
+
+    name = "IsolationForest"
+    score_kind = "iforest"
+
+    def __init__(self, n_estimators: int = 200, seed: int = 0, threshold_method: str = "percentile",
+                 percentile: float = 99.0, k: float = 3.0):
+        super().__init__(threshold_method, percentile, k)
+        self.n_estimators = n_estimators
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "IsolationForestBaseline":
+        """Grow the forest on normal inputs ``x``; calibrate ``threshold_`` on ``x_val`` (else on ``x``)."""
+        from sklearn.ensemble import IsolationForest
+
+        self.forest_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed).fit(self._flat(x))
+        self._calibrate(x, x_val)
+        return self
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Return one anomaly score per input (the negated IsolationForest normality)."""
+        self._check_fitted("forest_")
+        return -self.forest_.score_samples(self._flat(x))
+
+
+class MatrixProfileBaseline(_Baseline):
+    """Anomaly detector for recordings: the matrix-profile discord, an AB-join against a normal recording.
+
+    A window's score is its z-normalized Euclidean distance to the nearest subsequence of
+    the same length in ``reference`` (summed over channels), computed with ``stumpy.mass``:
+    the reference method of the UCR anomaly archive, on the detector's own windows.
+
+    Args:
+        reference: the normal training recording [T, C], standardized as the windows are.
+        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+    """
+
+    name = "matrix profile"
+    score_kind = "mp_discord"
+
+    def __init__(self, reference: np.ndarray, threshold_method: str = "percentile", percentile: float = 99.0, k: float = 3.0):
+        super().__init__(threshold_method, percentile, k)
+        self.reference = np.asarray(reference, np.float64)
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "MatrixProfileBaseline":
+        """Calibrate ``threshold_`` on ``x_val``: the training windows are part of the reference (their distance is 0)."""
+        if len(self.reference) < np.shape(x)[1]:
+            raise UserError(f"the matrix profile needs a reference recording of at least one window ({np.shape(x)[1]}). "
+                            f"Received: {len(self.reference)} samples")
+        self.fitted_ = True
+        self._calibrate(x[:0] if x_val is not None and len(x_val) else x, x_val)
+        return self
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Return each window's z-normalized distance to its nearest neighbour in the reference."""
+        import stumpy
+
+        self._check_fitted("fitted_")
+        x = np.asarray(x, np.float64)
+        out = np.empty(len(x))
+        for i, w in enumerate(x):
+            profile = sum(stumpy.mass(w[:, c], self.reference[:, c]) for c in range(w.shape[1]))
+            out[i] = float(np.nanmin(profile)) if np.isfinite(profile).any() else 0.0
+        return out
+
+
+def fit_baselines(x_train: np.ndarray, x_val: np.ndarray, units: object = None, **threshold: object) -> dict[str, _Baseline]:
+    """The baselines of every report, fitted on the same normal data, by name: PCA and kNN; for series (``units``
+    given) IsolationForest too; for recordings the matrix profile too (``units.reference``)."""
+    out = {"pca": PCABaseline(**threshold).fit(x_train, x_val), "knn": KNNBaseline(**threshold).fit(x_train, x_val)}
+    if units is not None:
+        out["iforest"] = IsolationForestBaseline(**threshold).fit(x_train, x_val)
+        if getattr(units, "reference", None) is not None:
+            out["matrix_profile"] = MatrixProfileBaseline(units.reference, **threshold).fit(x_train, x_val)
+    return out

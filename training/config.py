@@ -103,8 +103,13 @@ class TrainConfig(DetectorConfig):
             quality beside PCA instead of anomaly metrics. Defaults to False.
         image_size: resize images to (height, width) when loading (None: keep their size).
         color_mode: "grayscale" or "rgb" to convert images (None: as stored).
-        test_data: for feature vectors, the file with the labelled test rows (None: no test split).
+        test_data: for files (vectors, series), the labelled test data (None: no test split).
         label_column: the CSV column holding class labels. Defaults to "label".
+        input_kind: "image", "vector" or "series" (None: inferred from ``dataset``; a ``.npy``
+            recording needs "series").
+        window, hop: series window length and hop (None: chosen from the normal training data).
+        aggregate: how a series' window scores become its score, "mean" or "max" (None: "mean"
+            for series sets; recordings always take the largest covering window's score).
     """
 
     dataset: str = "fashion_mnist"
@@ -115,6 +120,10 @@ class TrainConfig(DetectorConfig):
     color_mode: str | None = None
     test_data: str | None = None
     label_column: str = "label"
+    input_kind: str | None = None
+    window: int | None = None
+    hop: int | None = None
+    aggregate: str | None = None
 
     def validate(self) -> "TrainConfig":
         """The detector's checks, then the data's (known dataset, class in range)."""
@@ -129,4 +138,5 @@ class TrainConfig(DetectorConfig):
         from training import data
 
         return data.Source(self.dataset, data_dir=self.data_dir, image_size=self.image_size, color_mode=self.color_mode,
-                           test_data=self.test_data, label_column=self.label_column)
+                           test_data=self.test_data, label_column=self.label_column, input_kind=self.input_kind,
+                           window=self.window, hop=self.hop, aggregate=self.aggregate)

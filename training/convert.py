@@ -244,15 +244,10 @@ def bundle_spec(tflite: bytes, output_names: list[str], *, quant: str, batch: An
 
 
 def _preprocessing_spec(preprocessing: dict, shape: list[int]) -> dict:
-    """The bundle's preprocessing from the split's record: images keep [0, 1] pixels, vectors their standardization."""
-    if preprocessing.get("kind") == "vector":
-        return {k: preprocessing[k] for k in ("kind", "features", "mean", "scale")}
-    if len(shape) != 3 or shape[-1] not in (1, 3):
-        raise UserError(f"a detector bundle needs images with 1 (grayscale) or 3 (RGB) channels, or vectors. Received: "
-                        f"input shape {shape}")
-    h, w, c = shape
-    return {"kind": "image", "layout": "NHWC", "height": h, "width": w, "channels": c, "color_mode": "L" if c == 1 else "RGB",
-            "pixel_range": [0.0, 1.0], "uint8_divisor": 255.0, "resize": preprocessing.get("resize", "none")}
+    """The bundle's preprocessing from the split's record, written by the record's input kind (images by default)."""
+    from training.inputs import unit_named
+
+    return unit_named(preprocessing.get("kind", "image")).bundle_preprocessing(preprocessing, shape)
 
 
 def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> dict:
@@ -281,11 +276,10 @@ def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> d
 
 
 def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
-    """Model-space inputs back to what a device passes in (vectors: undo the standardization)."""
-    pre = spec["preprocessing"]
-    if pre["kind"] != "vector":
-        return x
-    return (x * np.asarray(pre["scale"], np.float32) + np.asarray(pre["mean"], np.float32)).astype(np.float32)
+    """Model-space inputs back to what a device passes in (the input kind undoes its standardization)."""
+    from edge.inputs import for_spec
+
+    return for_spec(spec).to_device(x)
 
 
 def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],

@@ -17,7 +17,7 @@ import numpy as np
 
 from training import plots as _plots
 from training.baselines import fit_baselines
-from training.metrics import detection_metrics, format_metrics, roc_curve
+from training.metrics import detection_metrics, format_metrics, recording_metrics, roc_curve
 from zoo.errors import UserError
 from zoo.files import write_json
 
@@ -27,13 +27,25 @@ LATENT_IMAGES = 3000
 NO_TEST = "the data has no labelled test split with normal and anomalous inputs"
 
 
+def unit_scores(detector: Any, split: Any, part: str = "test") -> np.ndarray:
+    """The detector's scores of what the protocol scores in ``part``: inputs, or for series the series or samples."""
+    return split.unit_scores(detector.decision_function(split.x_test if part == "test" else split.x_val), part)
+
+
 def metrics_of(detector: Any, split: Any) -> dict:
-    """The protocol's metrics of one detector on ``split``'s test inputs (recall at FPR from its validation scores)."""
+    """The protocol's metrics of one detector on ``split``'s test units (recall at FPR from its validation scores).
+
+    For a recording, also the event-level metrics and the UCR archive's location rule.
+    """
     if not split.has_test:
         return {"auroc": None, "auprc": None, "undefined_because": NO_TEST, "threshold": float(detector.threshold_)}
-    return detection_metrics(split.y_test, detector.decision_function(split.x_test), detector.threshold_,
-                             val_scores=detector.decision_function(split.x_val), test_labels=split.test_labels,
-                             class_names=list(split.class_names))
+    windows = detector.decision_function(split.x_test)
+    scores = split.unit_scores(windows, "test")
+    out = detection_metrics(split.y_test, scores, detector.threshold_, val_scores=unit_scores(detector, split, "val"),
+                            test_labels=split.test_labels, class_names=list(split.class_names))
+    if split.units is not None and split.units.how == "points":
+        out.update(recording_metrics(split.y_test, scores, detector.threshold_, split.units.location(windows)))
+    return out
 
 
 def evaluate_split(detector: Any, split: Any, *, baselines: dict | None = None, out_dir: str | os.PathLike | None = None,
@@ -50,9 +62,10 @@ def evaluate_split(detector: Any, split: Any, *, baselines: dict | None = None, 
 
     Returns:
         ``{"dataset", "normal_class", "normal_class_name", "detector", "score", "model": metrics,
-        "pca": metrics, "knn": metrics}``.
+        "pca": metrics, "knn": metrics}`` (series: also "iforest", recordings: "matrix_profile"), and for
+        series the window, hop and aggregation under "series".
     """
-    baselines = baselines if baselines is not None else fit_baselines(split.x_train, split.x_val)
+    baselines = baselines if baselines is not None else fit_baselines(split.x_train, split.x_val, split.units)
     names = list(split.class_names)
     report = {"dataset": split.dataset, "normal_class": int(split.normal_class), "normal_class_name": names[split.normal_class],
               "detector": label, "score": detector.score_kind, "model": metrics_of(detector, split)}
@@ -60,6 +73,10 @@ def evaluate_split(detector: Any, split: Any, *, baselines: dict | None = None, 
         report[name] = metrics_of(baseline, split)
         if hasattr(baseline, "n_components_"):
             report[name]["n_components"] = baseline.n_components_
+    if split.units is not None:
+        pre = split.preprocessing
+        report["series"] = {k: pre[k] for k in ("form", "window", "hop", "window_rule", "train_stride", "aggregate")}
+        report["series"]["unit"] = "series" if split.units.how == "series" else "sample"
     if out_dir is not None:
         write_json(Path(out_dir) / "metrics.json", report)
         if plots:
@@ -109,13 +126,15 @@ def _write_plots(plot_dir: Path, detector: Any, split: Any, baselines: dict, rep
                                title=f"Training: {what}")
     if not split.has_test:
         return
-    scores = detector.decision_function(split.x_test)
+    scores = unit_scores(detector, split)
+    if split.units is not None and split.units.signal is not None:
+        _plots.signal_scores(plot_dir / "signal_scores.png", split.units.signal, scores, split.y_test, detector.threshold_,
+                             title=f"{label} on the test recording: {Path(split.dataset).name}")
     _plots.score_histogram(plot_dir / "score_histogram.png", scores, split.y_test, detector.threshold_,
                            score_name=detector.score_kind, title=f"{label} anomaly scores: {what}")
     curves = {label: (*roc_curve(split.y_test, scores), report["model"]["auroc"])}
     for name, baseline in baselines.items():
-        curves[f"{baseline.name} baseline"] = (*roc_curve(split.y_test, baseline.decision_function(split.x_test)),
-                                               report[name]["auroc"])
+        curves[f"{baseline.name} baseline"] = (*roc_curve(split.y_test, unit_scores(baseline, split)), report[name]["auroc"])
     _plots.roc_curves(plot_dir / "roc.png", curves, title=f"ROC: {what}")
     if split.x_test.ndim != 4:
         return
@@ -216,12 +235,24 @@ def evaluate_path(target: str | os.PathLike, *, dataset: Any = None, normal_clas
 def format_report(report: dict) -> str:
     """The detector's and the baselines' metrics as text."""
     head = f"{report['dataset']}, normal class {report['normal_class']} ({report['normal_class_name']}), score {report['score']}"
+    if "series" in report:
+        s = report["series"]
+        head += (f"; windows of {s['window']} samples every {s['hop']} ({s['window_rule']}), scored per {s['unit']}"
+                 + (f" ({s['aggregate']} of its windows)" if s["unit"] == "series" else " (largest covering window)"))
     lines = [head, format_metrics(report["model"], title=f"{report.get('detector', 'model')}:")]
-    for name, title in (("pca", f"PCA baseline ({report.get('pca', {}).get('n_components', '?')} components):"),
-                        ("knn", "kNN baseline (distance to the 5th nearest normal training input):")):
+    for name, title in BASELINE_TITLES.items():
         if name in report:
+            title = title.format(n=report[name].get("n_components", "?"))
             lines.append(format_metrics({k: v for k, v in report[name].items() if k != "per_class"}, title=title))
+    beaten = [n for n in BASELINE_TITLES if n in report and (report[n].get("auroc") or 0) >= (report["model"].get("auroc") or 1)]
+    if beaten and report["model"].get("auroc") is not None:
+        lines.append(f"NOTE: the detector does not beat {', '.join(beaten)} on AUROC here.")
     return "\n".join(lines)
+
+
+BASELINE_TITLES = {"pca": "PCA baseline ({n} components):", "knn": "kNN baseline (distance to the 5th nearest normal training input):",
+                   "iforest": "IsolationForest baseline (200 trees):",
+                   "matrix_profile": "matrix-profile discord (AB-join against the normal training recording):"}
 
 
 def reconstruction_report(model: Any, split: Any, *, out_dir: str | os.PathLike | None = None, plots: bool = True,

@@ -10,6 +10,8 @@ from sklearn import metrics as skm
 
 # Recall is reported at these false-positive rates, the thresholds set on normal validation scores.
 FPR_TARGETS = (0.01, 0.05)
+# The UCR anomaly archive's rule: the detector's location must fall within the labelled range widened by this many samples.
+UCR_MARGIN = 100
 
 
 def _ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
@@ -105,6 +107,35 @@ def _per_class(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray, test_
     return rows
 
 
+def events(labels: np.ndarray) -> list[tuple[int, int]]:
+    """The labelled anomalies of a recording as (first, last) sample index of each run of 1s."""
+    y = np.concatenate([[0], np.asarray(labels).astype(np.int8).ravel(), [0]])
+    edges = np.flatnonzero(np.diff(y))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def recording_metrics(labels: np.ndarray, point_scores: np.ndarray, threshold: float, location: int) -> dict:
+    """Event-level metrics of a recording at the calibrated threshold, and the UCR archive's location rule.
+
+    An event (a run of labelled samples) is found when any of its samples is flagged; a false
+    alarm is a run of flagged samples that touches no event, counted per 10,000 samples. With a
+    single event, ``ucr_hit`` says whether ``location`` (the detector's highest-scoring place) lies
+    within the event widened by :data:`UCR_MARGIN` samples on each side.
+    """
+    flagged = np.asarray(point_scores) > threshold
+    labelled = events(labels)
+    found = sum(bool(flagged[a : b + 1].any()) for a, b in labelled)
+    alarms = [(a, b) for a, b in events(flagged) if not np.asarray(labels)[a : b + 1].any()]
+    out = {"events": len(labelled), "events_found": found, "event_recall": found / len(labelled) if labelled else None,
+           "false_alarms": len(alarms), "false_alarms_per_10k": 1e4 * len(alarms) / max(len(flagged), 1),
+           "location": int(location)}
+    if len(labelled) == 1:
+        a, b = labelled[0]
+        out["ucr_range"] = [a, b]
+        out["ucr_hit"] = bool(a - UCR_MARGIN <= location <= b + UCR_MARGIN)
+    return out
+
+
 def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (false-positive rates, true-positive rates) of the ROC curve."""
     fpr, tpr, _ = skm.roc_curve(np.asarray(y_true).astype(int), np.asarray(scores, dtype=np.float64))
@@ -124,6 +155,12 @@ def format_metrics(metrics: dict, *, title: str = "") -> str:
         f"precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  F1 {metrics['f1']:.3f}  "
         f"FPR {metrics['fpr']:.3f}"
     )
+    if "events" in metrics:
+        ucr = f"; UCR rule ({UCR_MARGIN} samples): {'hit' if metrics['ucr_hit'] else 'miss'} at {metrics['location']} " \
+              f"(labelled {metrics['ucr_range'][0]}..{metrics['ucr_range'][1]})" if "ucr_hit" in metrics else ""
+        recall = "–" if metrics["event_recall"] is None else f"{metrics['event_recall']:.3f}"
+        lines.append(f"  events found {metrics['events_found']}/{metrics['events']} (recall {recall}), "
+                     f"{metrics['false_alarms_per_10k']:.2f} false alarms per 10,000 samples{ucr}")
     for row in metrics.get("per_class", []):
         what = "recall" if row["anomalous"] else "FPR (normal class)"
         lines.append(f"  {row['class']:>2} {row['name']:<14} {what:<19} {row['flagged']:.3f}  mean score {row['mean_score']:.5f}")

@@ -84,13 +84,40 @@ def score_histogram(
     fig, ax = plt.subplots(figsize=(7, 4.2))
     hi = np.percentile(scores, 99.5)
     bins = np.linspace(scores.min(), max(hi, threshold * 1.05), 80)
-    ax.hist(scores[~y_true], bins=bins, alpha=0.6, density=True, label=f"normal test images (n={int((~y_true).sum())})")
+    ax.hist(scores[~y_true], bins=bins, alpha=0.6, density=True, label=f"normal test units (n={int((~y_true).sum())})")
     ax.hist(scores[y_true], bins=bins, alpha=0.6, density=True, label=f"anomalies (n={int(y_true.sum())})")
     ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
     ax.set_xlabel(f"anomaly score ({score_name}); the top 0.5% are off the axis")
     ax.set_ylabel("density")
     ax.set_title(title or "Anomaly scores")
     ax.legend()
+    return _save(fig, path)
+
+
+def signal_scores(path: str | os.PathLike, signal: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float,
+                  *, title: str = "") -> Path:
+    """A recording (standardized channels) above its per-sample scores, with the threshold, the flagged samples
+    and the labelled anomalies shaded."""
+    signal, scores, labels = np.asarray(signal), np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    t = np.arange(len(scores))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    for c in range(signal.shape[1]):
+        top.plot(t, signal[:, c], linewidth=0.6, label=f"channel {c}" if signal.shape[1] > 1 else "signal")
+    bottom.plot(t, scores, color="tab:purple", linewidth=0.8, label="score (largest covering window)")
+    bottom.axhline(threshold, color="k", linestyle="--", linewidth=0.8, label=f"threshold {threshold:.4g}")
+    flagged = scores > threshold
+    bottom.fill_between(t, 0, 1, where=flagged, transform=bottom.get_xaxis_transform(), color="tab:red", alpha=0.15,
+                        label="flagged")
+    for ax in (top, bottom):
+        ax.fill_between(t, 0, 1, where=labels, transform=ax.get_xaxis_transform(), color="tab:orange", alpha=0.35,
+                        label="labelled anomaly" if ax is top else None)
+    top.set_ylabel("standardized value")
+    bottom.set_ylabel("anomaly score")
+    bottom.set_yscale("log" if scores.min() > 0 and scores.max() / max(scores.min(), 1e-12) > 100 else "linear")
+    bottom.set_xlabel("sample")
+    top.set_title(title or "Signal and anomaly scores")
+    top.legend(loc="upper right", fontsize=8)
+    bottom.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 
 

@@ -177,7 +177,7 @@ def _evaluate(detector: Any, split: Any, config: TrainConfig, run: runs.Run, his
         report = evaluate.reconstruction_report(detector.model_, split, out_dir=run.path, plots=plots, history=history,
                                                 label=config.model)
     else:
-        baselines = fit_baselines(split.x_train, split.x_val)
+        baselines = fit_baselines(split.x_train, split.x_val, split.units)
         report = evaluate.evaluate_split(detector, split, baselines=baselines, out_dir=run.path, plots=plots,
                                          history=history, label=config.model)
         report["checks"] = evaluate.training_checks(detector, baselines["pca"], split, history)
@@ -226,9 +226,14 @@ def train_all(config: TrainConfig | None = None, *, out: str | Path, classes: Se
     return summary
 
 
+# The columns of a summary: the detector, then every baseline a report may hold (series add IsolationForest).
+WHO = ("model", "pca", "knn", "iforest", "matrix_profile")
+WHO_TITLES = {"model": "AUROC", "pca": "PCA AUROC", "knn": "kNN AUROC", "iforest": "IForest AUROC", "matrix_profile": "MP AUROC"}
+
+
 def _summary_row(k: int, name: str, report: dict) -> dict:
     t = report["training"]
-    return {"class": k, "name": name, **{f"{who}_auroc": report[who]["auroc"] for who in ("model", "pca", "knn") if who in report},
+    return {"class": k, "name": name, **{f"{who}_auroc": report[who]["auroc"] for who in WHO if who in report},
             "recall_at_5pct_fpr": report["model"].get("recall_at_fpr", {}).get("0.05", {}).get("recall"),
             "epochs_run": t["epochs_run"], "train_seconds": t["train_seconds"], "images_per_second": t["images_per_second"],
             "better_than_pca_on_val": report.get("checks", {}).get("better_than_pca")}
@@ -242,8 +247,9 @@ def _mean_min(rows: list[dict], key: str) -> tuple[float | None, float | None]:
 def summarize(config: TrainConfig, rows: list[dict]) -> dict:
     """The all-classes summary: rows plus means and minima of each AUROC column, and the machine."""
     stats = {}
-    for who in ("model", "pca", "knn"):
-        stats[f"{who}_mean_auroc"], stats[f"{who}_min_auroc"] = _mean_min(rows, f"{who}_auroc")
+    for who in WHO:
+        if any(f"{who}_auroc" in r for r in rows):
+            stats[f"{who}_mean_auroc"], stats[f"{who}_min_auroc"] = _mean_min(rows, f"{who}_auroc")
     return {"model": config.model, "dataset": config.dataset, "score": config.score, "config": config.to_dict(),
             "classes": rows, **stats, "total_train_seconds": float(sum(r["train_seconds"] for r in rows)),
             "machine": runs.machine_info()}
@@ -255,16 +261,17 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def summary_markdown(summary: dict) -> str:
     """The all-classes summary as a Markdown table."""
+    who = [w for w in WHO if f"{w}_mean_auroc" in summary]
     lines = [f"# {summary['model']} ({summary['score']} score) on {summary['dataset']}: one detector per normal class", "",
-             "| class | name | AUROC | PCA AUROC | kNN AUROC | recall @5% FPR | epochs | train s | images/s |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| class | name | {' | '.join(WHO_TITLES[w] for w in who)} | recall @5% FPR | epochs | train s | inputs/s |",
+             "|---:|---|" + "---:|" * (len(who) + 4)]
     for r in summary["classes"]:
         ips = f"{r['images_per_second']:.0f}" if r["images_per_second"] else "-"
-        lines.append(f"| {r['class']} | {r['name']} | {_fmt(r.get('model_auroc'))} | {_fmt(r.get('pca_auroc'))} | "
-                     f"{_fmt(r.get('knn_auroc'))} | {_fmt(r.get('recall_at_5pct_fpr'), 3)} | {r['epochs_run']} | "
+        cells = " | ".join(_fmt(r.get(f"{w}_auroc")) for w in who)
+        lines.append(f"| {r['class']} | {r['name']} | {cells} | {_fmt(r.get('recall_at_5pct_fpr'), 3)} | {r['epochs_run']} | "
                      f"{r['train_seconds']:.1f} | {ips} |")
     for stat in ("mean", "min"):
-        cells = " | ".join(f"**{_fmt(summary[f'{who}_{stat}_auroc'])}**" for who in ("model", "pca", "knn"))
+        cells = " | ".join(f"**{_fmt(summary[f'{w}_{stat}_auroc'])}**" for w in who)
         lines.append(f"| **{stat}** | | {cells} | | | {summary['total_train_seconds']:.1f} |  |" if stat == "mean"
                      else f"| **{stat}** | | {cells} | | | | |")
     c, m = summary["config"], summary["machine"]

@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar
 from zoo.config import Config, check_names, from_json_value
 from zoo.errors import UserError
 
-INPUT_KINDS = ("image", "vector")
+INPUT_KINDS = ("image", "series", "vector")
 
 _REGISTRY: dict[str, "ModelInfo"] = {}
 
@@ -39,7 +39,7 @@ class ModelInfo:
 
     name: str
     family: str  # the module under zoo.models, e.g. "conv"
-    input_kinds: tuple[str, ...]  # "image" (H, W, C) and/or "vector" (features,)
+    input_kinds: tuple[str, ...]  # "image" (H, W, C), "series" (window, channels), "vector" (features,)
     summary: str  # first line of the variant's docstring
     score: str  # the anomaly score its detectors use unless told otherwise (training.scores)
     fn: Callable[..., Any] = dataclasses.field(repr=False, compare=False)
@@ -62,8 +62,8 @@ def register_model(
 
     Args:
         fn: the variant function; all its parameters must have defaults.
-        input_kinds: which inputs the variant accepts, a subset of ``("image", "vector")``.
-            Defaults to both.
+        input_kinds: which inputs the variant accepts, a subset of :data:`INPUT_KINDS`.
+            Defaults to all three.
         score: the anomaly score its detectors use by default. Defaults to "mse". Each variant's
             was chosen on a development split of the training data, never on the test split
             (`aezoo zoo compare-scores`, BENCHMARKS.md).
@@ -171,7 +171,7 @@ def load_weights(model: Any, source: Any) -> Any:
 # 0.73 KB per weighted layer when the default variants were converted (TF 2.21).
 _BYTES_PER_CHANNEL = 28
 _BYTES_PER_LAYER = 730
-_WEIGHTED = ("Dense", "Conv2D", "Conv2DTranspose")
+_WEIGHTED = ("Dense", "Conv2D", "Conv2DTranspose")  # the temporal variants are (k, 1) Conv2D layers too
 # Layers that the deterministic (inference) graph never reaches, so TFLite drops them.
 _TRAINING_ONLY = ("z_log_var",)
 

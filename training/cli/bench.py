@@ -1,4 +1,4 @@
-"""``aezoo bench small-images | vectors``: the own-data benchmarks (they print and record their figures)."""
+"""``aezoo bench small-images | vectors | series | series-dev | corruption``: benchmarks that print and record their figures."""
 
 from __future__ import annotations
 
@@ -32,6 +32,23 @@ def register(sub: Any) -> None:
     v.add_argument("--epochs", type=int_arg(1, 100_000), default=200, help="default 200")
     v.add_argument("--out", metavar="DIR", default="runs/bench_vectors", help="default runs/bench_vectors")
     v.set_defaults(func=_vectors)
+    sr = bsub.add_parser("series", help="the default series detector (float and int8) vs PCA, kNN, IsolationForest and the "
+                                        "matrix profile on the real sensor sets, every class",
+                         description="Trains the default series variant on every class of basic_motions and acsf1 and on the "
+                                     "kdd_tsad_135 recording, exports each as an int8 bundle, and scores float, int8 and the "
+                                     "baselines on the same windows. Resumable: finished runs are reused.")
+    sr.add_argument("--sets", type=name_list, default=["basic_motions", "acsf1", "kdd_tsad_135"],
+                    help="default basic_motions,acsf1,kdd_tsad_135")
+    sr.add_argument("--model", default=None, help="default conv1d_ae")
+    sr.add_argument("--out", metavar="DIR", default="runs/bench_series", help="default runs/bench_series")
+    sr.set_defaults(func=_series)
+    d = bsub.add_parser("series-dev", help="how the series defaults were chosen: window x score x aggregation on a "
+                                           "development split of the training series (the test split is never read)")
+    d.add_argument("dataset", help="a series set, e.g. basic_motions or acsf1")
+    d.add_argument("--windows", type=name_list, required=True, help="window lengths, e.g. 16,32,64")
+    d.add_argument("--model", default="conv1d_ae", help="default conv1d_ae")
+    d.add_argument("--out", metavar="DIR", default="runs/series_dev", help="default runs/series_dev")
+    d.set_defaults(func=_series_dev)
     c = bsub.add_parser("corruption", help="random single-byte and single-field corruptions of a bundle, through aezoo detect",
                         description="Counts, over --cases corrupted copies of BUNDLE: exit 0 with the intact bundle's "
                                     "verdicts, exit 2 with a one-line error, or anything else.")
@@ -61,6 +78,30 @@ def _vectors(args: argparse.Namespace) -> int:
     for name, r in result["models"].items():
         print(f"{name:<14} AUROC {r['model']:.4f}; PCA {r['pca']:.4f}; kNN {r['knn']:.4f}")
     print(f"IsolationForest AUROC {result['isolation_forest_auroc']:.4f}; wrote {args.out}/vectors.json")
+    return 0
+
+
+def _series(args: argparse.Namespace) -> int:
+    from training.series_bench import series_benchmark, series_markdown
+
+    result = series_benchmark(args.out, sets=args.sets, model=args.model)
+    print(series_markdown(result))
+    print(f"wrote {args.out}/series.json")
+    return 0
+
+
+def _series_dev(args: argparse.Namespace) -> int:
+    from training.series_bench import development_study
+    from zoo.errors import UserError
+
+    try:
+        windows = [int(w) for w in args.windows]
+    except ValueError:
+        raise UserError(f"--windows expects integers separated by commas, e.g. 16,32,64. Received: {args.windows}") from None
+    result = development_study(args.dataset, windows, model=args.model, out=args.out)
+    for key, value in sorted(result["mean"].items(), key=lambda kv: -kv[1]):
+        print(f"  {key:<22} mean development AUROC {value:.4f}")
+    print(f"best: {result['best']}; wrote {args.out}/dev_{args.dataset}.json")
     return 0
 
 

@@ -18,12 +18,13 @@ def register(sub: Any) -> None:
         description="Prepare a dataset in the TFDS data directory. fashion_mnist is read from a local copy of its four "
                     "IDX .gz files when one is present (--mirror, $AEZOO_FASHION_MNIST_DIR, or Debian's "
                     "/usr/share/datasets/fashion-mnist), verified against the upstream checksums; otherwise TFDS downloads it.")
-    prep.add_argument("name", help="fashion_mnist, mnist or cifar10")
+    prep.add_argument("name", help="fashion_mnist, mnist, cifar10, or a sensor set: basic_motions, acsf1, kdd_tsad_135 "
+                                   "(prepared offline from the files in the aeon wheel, sha256-checked)")
     prep.add_argument("--mirror", metavar="DIR", help="directory with the four Fashion-MNIST IDX .gz files")
     prep.add_argument("--data-dir", metavar="DIR", help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     prep.set_defaults(func=_prepare)
     info = data_sub.add_parser("info", help="show splits, counts, input shape, classes and location of a dataset")
-    info.add_argument("name", help="fashion_mnist, mnist, cifar10, an image folder or a .csv/.npz/.npy file of vectors")
+    info.add_argument("name", help="a named dataset, an image folder, a .csv/.npz/.npy file of vectors, a .ts set or a recording")
     info.add_argument("--data-dir", metavar="DIR", help="TFDS data directory (must exist; default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     info.set_defaults(func=_info)
 
@@ -49,7 +50,7 @@ def _info(args: argparse.Namespace) -> int:
                         f"and fills one. Received: --data-dir {args.data_dir}")
     info = data.describe(args.name, data_dir=args.data_dir)
     shape = "x".join("?" if d is None else str(d) for d in info["input_shape"])
-    print(f"{info['name']} {info['version']}")
+    print(f"{info['name']} {info['version']} ({info['input_kind']} inputs)")
     print(f"  stored in: {info['location']}")
     print(f"  inputs:    {shape} {info['dtype']}")
     print("  splits:")

@@ -23,9 +23,15 @@ def register(sub: Any) -> None:
                     "one detector per class and writes summary.md and summary.json.")
     # Defaults are None so that --resume can tell the flags given from the saved config.
     p.add_argument("--model", help="zoo model name (see `aezoo models`); default conv_ae")
-    p.add_argument("--dataset", help="fashion_mnist (default), mnist, cifar10, an image folder (root/<split>/<label>/*) "
-                                     "or a .csv/.npz/.npy file of feature vectors")
-    p.add_argument("--test-data", metavar="FILE", help="for feature vectors: the labelled test rows (.csv/.npz)")
+    p.add_argument("--dataset", help="fashion_mnist (default), mnist, cifar10, basic_motions, acsf1, kdd_tsad_135, an image "
+                                     "folder (root/<split>/<label>/*), a .csv/.npz/.npy file of feature vectors, a .ts series "
+                                     "set, or a recording (.csv with a timestamp column, or .npy with --input-kind series)")
+    p.add_argument("--test-data", metavar="FILE", help="for files: the labelled test rows (.csv/.npz), .ts series or recording")
+    p.add_argument("--input-kind", choices=("image", "vector", "series"), help="what --dataset holds (default: inferred)")
+    p.add_argument("--window", type=int_arg(2, 1_000_000), metavar="LEN",
+                   help="series: window length in samples (default: chosen from the normal training data, recorded)")
+    p.add_argument("--hop", type=int_arg(1, 1_000_000), metavar="H", help="series: samples between windows (default: from the window)")
+    p.add_argument("--aggregate", choices=("mean", "max"), help="series sets: a series' score from its windows' (default mean)")
     p.add_argument("--label-column", help="the CSV column of class labels; default label")
     p.add_argument("--image-size", type=size, metavar="H,W", help="resize a folder's images (the bundle resizes alike)")
     color = p.add_mutually_exclusive_group()
@@ -81,7 +87,8 @@ def _register_evaluate(sub: Any) -> None:
 
 
 _FIELDS = ("model", "dataset", "epochs", "min_steps", "batch_size", "lr", "seed", "patience", "score", "threshold_method",
-           "percentile", "k", "data_dir", "test_data", "label_column", "image_size", "color_mode")
+           "percentile", "k", "data_dir", "test_data", "label_column", "image_size", "color_mode", "input_kind", "window", "hop",
+           "aggregate")
 
 
 def _overrides(args: argparse.Namespace) -> dict:

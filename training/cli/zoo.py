@@ -15,7 +15,8 @@ def register(sub: Any) -> None:
     """Add ``models`` and ``zoo``."""
     p = sub.add_parser("models", help="list the model zoo's variants with parameter counts and int8 sizes")
     p.add_argument("pattern", nargs="?", default="*", help="glob over variant names (default: all)")
-    p.add_argument("--input-shape", default="28,28,1", help="input shape to build each variant with (default: 28,28,1)")
+    p.add_argument("--input-shape", default="28,28,1", help="input shape to build each variant with: H,W,C (images), WINDOW,CHANNELS (series, "
+                                                        "e.g. 64,1) or FEATURES (default: 28,28,1)")
     p.add_argument("--measure", action="store_true",
                    help="convert each variant to full-int8 TFLite and report the real size (slower) instead of the estimate")
     p.set_defaults(func=_models)
@@ -101,8 +102,9 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         shape = tuple(int(part) for part in text.split(","))
     except ValueError:
         shape = ()
-    if not shape or min(shape) < 1 or len(shape) not in (1, 3):
-        raise UserError(f"--input-shape must be HEIGHT,WIDTH,CHANNELS or FEATURES, positive integers. Received: {text!r}")
+    if not shape or min(shape) < 1 or len(shape) not in (1, 2, 3):
+        raise UserError("--input-shape must be HEIGHT,WIDTH,CHANNELS (images), WINDOW,CHANNELS (series) or FEATURES "
+                        f"(vectors), positive integers. Received: {text!r}")
     return shape
 
 
@@ -122,7 +124,7 @@ def _models(args: argparse.Namespace) -> int:
     from zoo.registry import int8_size_estimate
 
     shape = _parse_shape(args.input_shape)
-    kind = "image" if len(shape) == 3 else "vector"
+    kind = {3: "image", 2: "series", 1: "vector"}[len(shape)]
     names = zoo.list_models(args.pattern)
     if not names:
         raise UserError(f"no model matches {args.pattern!r}. Valid models: {', '.join(zoo.list_models())}")

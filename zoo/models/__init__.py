@@ -13,7 +13,7 @@ from typing import Any
 from zoo.config import check_names, from_json_value
 from zoo.errors import UserError
 from zoo.keras import building_with
-from zoo.models import conv, dense, denoising, sparse, vae  # noqa: F401  (registers the variants)
+from zoo.models import conv, conv1d, dense, denoising, sparse, vae  # noqa: F401  (registers the variants)
 from zoo.registry import ModelConfig, ModelInfo, registered
 
 

@@ -4,6 +4,13 @@ Layer names are stable across variants so later stages (TFMOT wrappers, TFLite
 tensors, ``encoder``/``decoder``) can find them: encoder layers start with
 ``enc_``, the code layer is ``latent`` (VAE: ``z_mean``/``z_log_var``, sampled
 ``z``), and every decoder layer starts with ``dec_``.
+
+Input kinds, by the rank of ``input_shape``: "image" (height, width, channels) with
+values in [0, 1], "series" (window, channels) of standardized sensor readings, and
+"vector" (features,). Images end in a sigmoid; series in a linear layer (standardized
+values are unbounded). Temporal convolutions are 2-D convolutions with (k, 1) kernels
+over a (window, 1, channels) view: TFMOT quantizes Conv2D, not Conv1D, and TFLite
+converts Conv1D to exactly this anyway.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ def check_input_shape(name: str, input_shape: Any, kinds: Sequence[str]) -> tupl
     """Return ``input_shape`` as a tuple of positive ints, or raise a UserError.
 
     ``kinds`` is what the variant accepts: "image" = (height, width, channels),
-    "vector" = (features,).
+    "series" = (window, channels), "vector" = (features,).
     """
     try:
         shape = tuple(int(d) for d in input_shape)
@@ -36,9 +43,14 @@ def check_input_shape(name: str, input_shape: Any, kinds: Sequence[str]) -> tupl
         if min(shape[:2]) < 8:
             raise UserError(f"{name} needs images of at least 8x8 pixels. Received: input_shape={input_shape!r}")
         return shape
+    if ok and len(shape) == 2 and "series" in kinds:
+        if shape[0] < 4:
+            raise UserError(f"{name} needs windows of at least 4 samples. Received: input_shape={input_shape!r}")
+        return shape
     if ok and len(shape) == 1 and "vector" in kinds:
         return shape
-    expected = " or ".join({"image": "an image shape (height, width, channels)", "vector": "a vector shape (features,)"}[k] for k in kinds)
+    expected = " or ".join({"image": "an image shape (height, width, channels)", "series": "a series window shape "
+                            "(window, channels)", "vector": "a vector shape (features,)"}[k] for k in kinds)
     raise UserError(f"{name} needs {expected}. Received: input_shape={input_shape!r}")
 
 
@@ -87,6 +99,11 @@ def check_sparsity(name: str, sparsity: Any, weight: Any, rho: Any) -> tuple[str
     return kind, weight, rho
 
 
+def output_activation(shape: tuple[int, ...]) -> str:
+    """The decoder's last activation for inputs of ``shape``: linear for series windows, else sigmoid."""
+    return "linear" if len(shape) == 2 else "sigmoid"
+
+
 # ---------------------------------------------------------------- blocks
 def dense_encoder(x: Any, hidden_units: Sequence[int]) -> Any:
     """Flatten (if needed) and apply ReLU Dense layers ``enc_dense1..n``."""
@@ -98,18 +115,18 @@ def dense_encoder(x: Any, hidden_units: Sequence[int]) -> Any:
 
 
 def dense_decoder(z: Any, hidden_units: Sequence[int], output_shape: tuple[int, ...]) -> Any:
-    """Mirror of ``dense_encoder``: ReLU ``dec_dense1..n``, sigmoid ``dec_out``, ``dec_reshape``."""
+    """Mirror of ``dense_encoder``: ReLU ``dec_dense1..n``, ``dec_out`` (:func:`output_activation`), ``dec_reshape``."""
     x = z
     for i, units in enumerate(reversed(hidden_units), 1):
         x = keras.layers.Dense(units, activation="relu", name=f"dec_dense{i}")(x)
-    x = keras.layers.Dense(math.prod(output_shape), activation="sigmoid", name="dec_out")(x)
+    x = keras.layers.Dense(math.prod(output_shape), activation=output_activation(output_shape), name="dec_out")(x)
     if len(output_shape) > 1:
         x = keras.layers.Reshape(output_shape, name="dec_reshape")(x)
     return x
 
 
-def conv_encoder(x: Any, filters: Sequence[int], kernel_size: int) -> tuple[Any, list[tuple[int, int]]]:
-    """Stride-2 ReLU convolutions ``enc_conv1..n`` then ``enc_flatten``.
+def conv_encoder(x: Any, filters: Sequence[int], kernel_size: Any, strides: Any = 2) -> tuple[Any, list[tuple[int, int]]]:
+    """Strided ReLU convolutions ``enc_conv1..n`` then ``enc_flatten`` (``strides`` 2, or (2, 1) along time only).
 
     Returns the flattened features and the spatial size before each convolution
     (the decoder's targets, so odd sizes like 7 come back exactly).
@@ -117,17 +134,19 @@ def conv_encoder(x: Any, filters: Sequence[int], kernel_size: int) -> tuple[Any,
     sizes = []
     for i, f in enumerate(filters, 1):
         sizes.append(tuple(x.shape[1:3]))
-        x = keras.layers.Conv2D(f, kernel_size, strides=2, padding="same", activation="relu", name=f"enc_conv{i}")(x)
+        x = keras.layers.Conv2D(f, kernel_size, strides=strides, padding="same", activation="relu", name=f"enc_conv{i}")(x)
     last = tuple(x.shape[1:])
     return keras.layers.Flatten(name="enc_flatten")(x), [*sizes, last]
 
 
-def conv_decoder(z: Any, filters: Sequence[int], kernel_size: int, sizes: list, channels: int) -> Any:
-    """Mirror of ``conv_encoder``: ``dec_dense``, ``dec_reshape``, stride-2 ``dec_deconv1..n``.
+def conv_decoder(z: Any, filters: Sequence[int], kernel_size: Any, sizes: list, channels: int, strides: Any = 2,
+                 last_activation: str = "sigmoid") -> Any:
+    """Mirror of ``conv_encoder``: ``dec_dense``, ``dec_reshape``, strided ``dec_deconv1..n``.
 
-    The last transposed convolution has ``channels`` filters and a sigmoid.
-    ``output_padding`` (0 or 1 per axis) makes each step hit the encoder's size.
+    The last transposed convolution has ``channels`` filters and ``last_activation``.
+    ``output_padding`` (0 or 1 per strided axis) makes each step hit the encoder's size.
     """
+    step = (strides, strides) if isinstance(strides, int) else tuple(strides)
     last = sizes[-1]
     x = keras.layers.Dense(math.prod(last), activation="relu", name="dec_dense")(z)
     x = keras.layers.Reshape(last, name="dec_reshape")(x)
@@ -135,19 +154,39 @@ def conv_decoder(z: Any, filters: Sequence[int], kernel_size: int, sizes: list, 
     targets = list(reversed(sizes[:-1]))
     for i, (f, target) in enumerate(zip(out_filters, targets), 1):
         current = x.shape[1:3]
-        # 'same' padding with explicit output_padding: out = 2 * (in - 1) + 1 + output_padding.
-        pad = tuple(int(t - (2 * (c - 1) + 1)) for t, c in zip(target, current))
+        # 'same' padding, odd kernel, explicit output_padding: out = stride * (in - 1) + 1 + output_padding.
+        pad = tuple(int(t - (s * (c - 1) + 1)) for t, c, s in zip(target, current, step))
         last_layer = i == len(out_filters)
         x = keras.layers.Conv2DTranspose(
             f,
             kernel_size,
-            strides=2,
+            strides=step,
             padding="same",
             output_padding=pad,
-            activation="sigmoid" if last_layer else "relu",
+            activation=last_activation if last_layer else "relu",
             name=f"dec_deconv{i}",
         )(x)
     return x
+
+
+def temporal_encoder(inputs: Any, filters: Sequence[int], kernel_size: int) -> tuple[Any, list]:
+    """``enc_reshape`` to (window, 1, channels), then ``conv_encoder`` with (k, 1) kernels striding time only."""
+    window, channels = tuple(inputs.shape[1:])
+    x = keras.layers.Reshape((window, 1, channels), name="enc_reshape")(inputs)
+    return conv_encoder(x, filters, (kernel_size, 1), strides=(2, 1))
+
+
+def temporal_decoder(z: Any, filters: Sequence[int], kernel_size: int, sizes: list, shape: tuple[int, int]) -> Any:
+    """Mirror of ``temporal_encoder``: ``conv_decoder`` along time, a linear last layer, ``dec_out`` back to (window, channels)."""
+    x = conv_decoder(z, filters, (kernel_size, 1), sizes, shape[-1], strides=(2, 1), last_activation="linear")
+    return keras.layers.Reshape(shape, name="dec_out")(x)
+
+
+def check_odd(name: str, arg: str, value: Any) -> int:
+    """Return ``value`` if it is an odd int >= 1 (a 'same' transposed convolution mirrors only odd kernels exactly)."""
+    if check_int(name, arg, value) % 2 == 0:
+        raise UserError(f"{name}: {arg} must be an odd integer. Received: {arg}={value!r}")
+    return value
 
 
 def _decoder3(model: Any, dec_layers: list) -> Any:

@@ -9,7 +9,7 @@ from zoo.models import common
 from zoo.registry import register_model
 
 
-@register_model
+@register_model(input_kinds=("image", "vector"))  # its gaussian corruption clips to [0, 1]: not for standardized series
 def denoising_ae(
     input_shape: tuple[int, ...] = (28, 28, 1),
     latent_dim: int = 16,

@@ -20,7 +20,8 @@ def dense_ae(input_shape: tuple[int, ...] = (28, 28, 1), latent_dim: int = 16, *
     """Dense autoencoder: input -> ReLU hidden layers -> linear code -> mirror -> sigmoid.
 
     Args:
-        input_shape: (height, width, channels) or (features,); values in [0, 1].
+        input_shape: (height, width, channels) or (features,) with values in [0, 1], or a
+            series window (window, channels) of standardized readings (linear output).
             Defaults to (28, 28, 1).
         latent_dim: width of the linear code layer ``latent``. Defaults to 16.
         hidden_units: widths of the encoder's hidden layers (the decoder mirrors
@@ -29,7 +30,7 @@ def dense_ae(input_shape: tuple[int, ...] = (28, 28, 1), latent_dim: int = 16, *
     Returns:
         An uncompiled ``keras.Model`` named "dense_ae".
     """
-    shape = common.check_input_shape("dense_ae", input_shape, ("image", "vector"))
+    shape = common.check_input_shape("dense_ae", input_shape, ("image", "series", "vector"))
     latent_dim = common.check_int("dense_ae", "latent_dim", latent_dim)
     hidden_units = common.check_ints("dense_ae", "hidden_units", hidden_units)
     inputs = keras.Input(shape=shape, name="input")

@@ -41,7 +41,7 @@ def sparse_ae(
     Returns:
         An uncompiled ``keras.Model`` named "sparse_ae".
     """
-    shape = common.check_input_shape("sparse_ae", input_shape, ("image", "vector"))
+    shape = common.check_input_shape("sparse_ae", input_shape, ("image", "series", "vector"))
     latent_dim = common.check_int("sparse_ae", "latent_dim", latent_dim)
     sparsity, sparsity_weight, rho = common.check_sparsity("sparse_ae", sparsity, sparsity_weight, rho)
     hidden_units = common.check_ints("sparse_ae", "hidden_units", hidden_units)

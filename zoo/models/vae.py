@@ -38,7 +38,8 @@ def vae(
     """Dense variational autoencoder: ``z_mean``/``z_log_var`` heads, sampled ``z``, sigmoid decoder.
 
     Args:
-        input_shape: (height, width, channels) or (features,); values in [0, 1].
+        input_shape: (height, width, channels) or (features,) with values in [0, 1], or a
+            series window (window, channels) of standardized readings (linear output).
             Defaults to (28, 28, 1).
         latent_dim: number of latent Gaussians. Defaults to 16.
         beta: weight of the KL term, >= 0 (loss = (SSE + beta * KL) / D). Defaults to 1.0,
@@ -48,7 +49,7 @@ def vae(
     Returns:
         An uncompiled ``keras.Model`` named "vae"; in inference ``z = z_mean``.
     """
-    shape = common.check_input_shape("vae", input_shape, ("image", "vector"))
+    shape = common.check_input_shape("vae", input_shape, ("image", "series", "vector"))
     latent_dim = common.check_int("vae", "latent_dim", latent_dim)
     beta = common.check_float("vae", "beta", beta, 0.0)
     hidden_units = common.check_ints("vae", "hidden_units", hidden_units)
@@ -143,3 +144,36 @@ def sample(model: Any, n: int, seed: int = 0) -> np.ndarray:
     latent_dim = model.get_layer("z_mean").units
     z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
     return common.decoder(model).predict(z, batch_size=256, verbose=0)
+
+
+@register_model(input_kinds=("series",), score="nap")
+def conv1d_vae(
+    input_shape: tuple[int, int] = (64, 1),
+    latent_dim: int = 16,
+    *,
+    beta: float = 1.0,
+    filters: tuple[int, ...] = (8, 16, 16, 32),
+    kernel_size: int = 5,
+) -> Any:
+    """Temporal convolutional VAE: the ``conv1d_ae`` encoder/decoder around ``z_mean``/``z_log_var`` and ``z``.
+
+    Args:
+        input_shape: (window, channels) of standardized readings. Defaults to (64, 1).
+        latent_dim: number of latent Gaussians. Defaults to 16.
+        beta: weight of the KL term, >= 0. Defaults to 1.0, fixed a priori.
+        filters: encoder filters per stride-2 convolution. Defaults to (8, 16, 16, 32).
+        kernel_size: odd temporal kernel length. Defaults to 5.
+
+    Returns:
+        An uncompiled ``keras.Model`` named "conv1d_vae"; in inference ``z = z_mean``.
+    """
+    shape = common.check_input_shape("conv1d_vae", input_shape, ("series",))
+    latent_dim = common.check_int("conv1d_vae", "latent_dim", latent_dim)
+    beta = common.check_float("conv1d_vae", "beta", beta, 0.0)
+    filters = common.check_ints("conv1d_vae", "filters", filters)
+    kernel_size = common.check_odd("conv1d_vae", "kernel_size", kernel_size)
+    inputs = keras.Input(shape=shape, name="input")
+    h, sizes = common.temporal_encoder(inputs, filters, kernel_size)
+    z = _variational_code(h, latent_dim, beta, math.prod(shape))
+    outputs = common.temporal_decoder(z, filters, kernel_size, sizes, shape)
+    return keras.Model(inputs, outputs, name="conv1d_vae")
