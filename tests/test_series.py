@@ -263,3 +263,105 @@ def test_cli_refuses_bad_series_runs_and_writes_nothing(tmp_path, recording_file
     code, _, err = _cli(["train", "--model", "conv1d_ae", "--dataset", str(train), "--test-data", str(test), "--out", str(out),
                          *extra], capsys)
     assert code == 2 and match in err and "Traceback" not in err and not out.exists()
+
+
+# ---------------------------------------------------------------- the sensor sets of the aeon wheel
+
+
+def test_aeon_sets_are_tfds_datasets_prepared_offline(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from training.inputs import aeon_sets
+
+    builder = aeon_sets.prepare("basic_motions", tmp_path)
+    assert {s: builder.info.splits[s].num_examples for s in ("train", "test")} == {"train": 40, "test": 40}
+    example = next(iter(tfds.as_numpy(tfds.load("basic_motions", split="train", data_dir=tmp_path))))
+    assert example["series"].shape == (100, 6) and example["series"].dtype == np.float32 and 0 <= example["label"] < 4
+    s = data.one_class_split(data.Source("kdd_tsad_135", data_dir=os.fspath(tmp_path)), 0)
+    assert s.preprocessing["form"] == "recording" and s.y_test.shape == (7501,) and s.y_test.sum() == 12
+
+
+def test_an_altered_aeon_file_is_refused(tmp_path, monkeypatch):
+    from training.inputs import aeon_sets
+
+    table = tmp_path / "checksums.tsv"
+    rows = aeon_sets.CHECKSUMS.read_text().splitlines()
+    table.write_text("\n".join(r.replace(r.split("\t")[-1], "0" * 64) if "ACSF1_TRAIN" in r else r for r in rows))
+    monkeypatch.setattr(aeon_sets, "CHECKSUMS", table)
+    with pytest.raises(UserError, match="not the file this project was checked against"):
+        aeon_sets.verified_file("ACSF1", "ACSF1_TRAIN.ts")
+
+
+# ---------------------------------------------------------------- the 1-D variants, end to end
+
+# The temporal family; the dense variants on series windows are converted in test_zoo (series64x3).
+SERIES_VARIANTS = [n for n in __import__("zoo").list_models() if __import__("zoo").model_info(n).input_kinds == ("series",)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SERIES_VARIANTS)
+def test_every_series_variant_trains_exports_int8_under_64_kib_and_scores_like_keras(name, recording_files, tmp_path):
+    import training
+    from edge import Detector
+    from training.convert import export_run
+
+    train, test = recording_files
+    result = training.train(model=name, dataset=str(train), test_data=str(test), window=64, hop=16, epochs=2, min_steps=60,
+                            out=tmp_path / "run", plots=False, verbose=0)
+    assert result.metrics["series"]["window"] == 64 and "iforest" in result.metrics and "matrix_profile" in result.metrics
+    export_run(tmp_path / "run", tmp_path / "bundle")
+    export_run(tmp_path / "run", tmp_path / "float", quant="float32")
+    det, exact = Detector.load(tmp_path / "bundle"), Detector.load(tmp_path / "float")
+    assert (tmp_path / "bundle" / "model.tflite").stat().st_size <= 64 * 1024
+    split = data.one_class_split(data.Source(str(train), test_data=str(test), window=64, hop=16), 0)
+    recording = read_recording(test).values
+    starts, float_scores = exact.score_recording(recording)
+    assert np.array_equal(starts, split.units.test)
+    keras_scores = result.detector.decision_function(split.x_test)
+    # The float bundle is the Keras detector on the device: same windows, standardization, graph and score.
+    np.testing.assert_allclose(float_scores, keras_scores, rtol=1e-3)
+    # The int8 bundle (its nap head refitted on int8 features) ranks the test samples like Keras: AUROC within 0.03.
+    from sklearn.metrics import roc_auc_score
+
+    auroc = {who: roc_auc_score(split.y_test, split.unit_scores(s, "test"))
+             for who, s in (("keras", keras_scores), ("int8", det.score_recording(recording)[1]))}
+    assert abs(auroc["int8"] - auroc["keras"]) <= 0.03, auroc
+
+
+@pytest.mark.slow
+def test_cli_trains_exports_and_detects_a_recording(recording_files, tmp_path, capsys):
+    train, test = recording_files
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    code, out, err = _cli(["train", "--model", "conv1d_ae", "--dataset", str(train), "--test-data", str(test), "--out", str(run),
+                           "--epochs", "2", "--min-steps", "60", "--quiet", "--no-plots"], capsys)
+    assert code == 0, err
+    assert "windows of 40 samples every 10" in out and "events found" in out and "matrix-profile" in out
+    assert json.loads((run / "metrics.json").read_text())["series"]["window_rule"].startswith("dominant period 40")
+    assert _cli(["export", str(run), "--out", str(bundle)], capsys)[0] == 0
+    # The bundle evaluates on the recording the run names (window and hop from its record), its own preprocessing applied.
+    code, out, err = _cli(["evaluate", str(bundle), "--no-plots", "--out", str(tmp_path / "eval")], capsys)
+    assert code == 0, err
+    float_auroc = json.loads((run / "metrics.json").read_text())["model"]["auroc"]
+    assert abs(json.loads((tmp_path / "eval" / "metrics.json").read_text())["model"]["auroc"] - float_auroc) < 0.05
+    code, out, err = _cli(["detect", str(bundle), str(test), "--json"], capsys)
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert len(results) == (1500 - 40) // 10 + 1 and results[0]["input"].endswith("[0:40]")
+    # A test recording with another channel count is refused with exit 2.
+    three = _write_csv(tmp_path / "three.csv", _recording(200, channels=3))
+    code, _, err = _cli(["detect", str(bundle), str(three)], capsys)
+    assert code == 2 and "expected 2 channel(s)" in err
+
+
+@pytest.mark.slow  # stumpy's import and JIT compilation take 15 s
+def test_matrix_profile_distances_are_stumpys():
+    import stumpy
+
+    from training.baselines import znorm_distances
+
+    rng = np.random.default_rng(5)
+    reference = np.sin(np.arange(600) / 7.0) + 0.1 * rng.standard_normal(600)
+    reference[300:340] = 0.25  # a constant stretch
+    queries = np.stack([reference[50:90] + 0.05 * rng.standard_normal(40), rng.standard_normal(40), np.full(40, 2.0)])
+    expected = [float(np.min(stumpy.mass(q, reference))) for q in queries]
+    np.testing.assert_allclose(znorm_distances(queries, reference, chunk=2), expected, rtol=1e-6, atol=1e-6)

@@ -27,6 +27,24 @@ LATENT_IMAGES = 3000
 NO_TEST = "the data has no labelled test split with normal and anomalous inputs"
 
 
+class OnDevice:
+    """An ``edge.Detector`` answering in the split's terms: it takes model inputs (standardized vectors and windows, as
+    the split holds them) and hands the device the raw values it would read, so the bundle's own preprocessing runs."""
+
+    def __init__(self, detector: Any):
+        self.detector = detector
+        self.threshold_ = detector.threshold_
+        self.score_kind = detector.score_kind
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """The device's scores of model inputs ``x``."""
+        return self.detector.score(self.detector.input.to_device(np.asarray(x, np.float32)))
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """The device's reconstructions of model inputs ``x`` (in model units)."""
+        return self.detector.reconstruct(self.detector.input.to_device(np.asarray(x, np.float32)))
+
+
 def unit_scores(detector: Any, split: Any, part: str = "test") -> np.ndarray:
     """The detector's scores of what the protocol scores in ``part``: inputs, or for series the series or samples."""
     return split.unit_scores(detector.decision_function(split.x_test if part == "test" else split.x_val), part)
@@ -174,10 +192,14 @@ def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, 
     if target.is_dir() and (target / "detector.json").is_file():
         import edge
 
+        from training.data import Source
+
         detector = edge.Detector.load(target)
         prov = detector.spec.get("provenance", {})
-        defaults = {"dataset": prov.get("dataset"), "normal_class": prov.get("normal_class")}
-        return detector, defaults, f"{target.name} (TFLite)", target.with_name(target.name + "-evaluation")
+        source = prov.get("source") if isinstance(prov.get("source"), dict) else {}
+        dataset = Source(prov["dataset"], **source) if isinstance(prov.get("dataset"), str) and source else prov.get("dataset")
+        defaults = {"dataset": dataset, "normal_class": prov.get("normal_class")}
+        return OnDevice(detector), defaults, f"{target.name} (TFLite)", target.with_name(target.name + "-evaluation")
     if target.is_file() and target.suffix == ".keras":
         from training.detector import AutoencoderDetector
 

@@ -165,7 +165,7 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
     from edge import Detector
     from training.baselines import fit_baselines
     from training.convert import export_detector
-    from training.evaluate import evaluate_split
+    from training.evaluate import OnDevice, evaluate_split
 
     t0 = time.perf_counter()
     names = list(split.class_names)
@@ -182,7 +182,7 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
     timing["export_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     baselines = fit_baselines(split.x_train, split.x_val)
-    reports = {"int8": evaluate_split(Detector.load(bundle), split, baselines=baselines,
+    reports = {"int8": evaluate_split(OnDevice(Detector.load(bundle)), split, baselines=baselines,
                                       out_dir=run_dir / "int8" if plots else None, plots=plots,
                                       label=f"{config.model} int8 (TFLite)")}
     # The baselines' metrics are the same for the three detectors: computed once, above.

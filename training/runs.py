@@ -204,6 +204,9 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+SOURCE_FIELDS = ("test_data", "label_column", "image_size", "color_mode", "input_kind", "window", "hop", "aggregate")
+
+
 def provenance(config: dict, *, run: str | os.PathLike | None = None, class_names: list[str] | None = None,
                **extra: Any) -> dict:
     """How a model was made, for bundles, manifests and reports: data, class, seed, model, params, versions."""
@@ -211,6 +214,8 @@ def provenance(config: dict, *, run: str | os.PathLike | None = None, class_name
     record = {"run": str(run) if run is not None else None, "dataset": config.get("dataset"), "normal_class": k,
               "normal_class_name": class_names[int(k)] if class_names and k is not None and 0 <= int(k) < len(class_names) else None,
               "seed": config.get("seed"), "model": config.get("model"), "params": config.get("params", {}),
-              "epochs": config.get("epochs"), "score": config.get("score"), "versions": package_versions()}
+              "epochs": config.get("epochs"), "score": config.get("score"), "versions": package_versions(),
+              # How the data source was read (test file, series window and hop), so `aezoo evaluate BUNDLE` reads it alike.
+              "source": {k: config[k] for k in SOURCE_FIELDS if config.get(k) is not None}}
     record.update(extra)
     return record

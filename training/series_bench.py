@@ -107,7 +107,7 @@ def _entry(dataset: str, k: int, run_dir: Path, model: str | None, train_args: d
     import edge
     import training
     from training.convert import export_run
-    from training.evaluate import metrics_of
+    from training.evaluate import OnDevice, metrics_of
 
     split = data.one_class_split(dataset, k)
     run = runs.Run(run_dir)
@@ -120,8 +120,7 @@ def _entry(dataset: str, k: int, run_dir: Path, model: str | None, train_args: d
     bundle = run_dir.with_name(run_dir.name + "-int8")
     if not (bundle / "detector.json").is_file():
         export_run(run_dir, bundle)
-    det = edge.Detector.load(bundle)
-    metrics["int8"] = metrics_of(det, split)
+    metrics["int8"] = metrics_of(OnDevice(edge.Detector.load(bundle)), split)
     sizes = {f: (bundle / f).stat().st_size for f in ("model.tflite", "detector.json")}
     return {"class": k, "name": data.class_names(dataset)[k], "metrics": {w: metrics[w] for w in WHO if w in metrics},
             "train_seconds": metrics["training"]["train_seconds"], "epochs_run": metrics["training"]["epochs_run"],
