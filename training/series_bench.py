@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +26,7 @@ from training.inputs.ts_format import write_ts
 from zoo.files import write_json
 
 DEV_FRACTION = 0.3
-SCORE_CONFIGS = {"mse": ("mse", {}), "nap": ("nap", {}), "nap_fine": ("nap", {"pool": "fine"})}
+SCORE_CONFIGS = {"mse": ("mse", {}), "nap": ("nap", {}), "nap3": ("nap", {"layers": 3}), "nap5": ("nap", {"layers": 5})}
 
 
 def development_files(dataset: str, normal_class: int, out: Path) -> tuple[Path, Path]:
@@ -61,32 +59,39 @@ def _aurocs(model: Any, split: Any) -> dict:
     return out
 
 
+def _development_row(model: str, train_ts: Path, test_ts: Path, k: int, name: str, window: int, run_dir: Path,
+                     train_args: dict) -> dict:
+    """Train (or reuse the finished run in ``run_dir``) on one class's development files; score every configuration."""
+    import training
+
+    split = data.one_class_split(data.Source(str(train_ts), test_data=str(test_ts), window=window), k)
+    if runs.Run(run_dir).is_finished():
+        network, metrics = runs.load_run(run_dir)[0].model_, runs.read_json(runs.Run(run_dir).file(runs.METRICS), "metrics")
+    else:
+        result = training.train(model=model, dataset=str(train_ts), test_data=str(test_ts), normal_class=k, window=window,
+                                split=split, out=run_dir, resume=runs.Run(run_dir).exists(), plots=False, verbose=0,
+                                **train_args)
+        network, metrics = result.model, result.metrics
+    return {"class": k, "name": name, "window": window, "hop": split.preprocessing["hop"],
+            "train_seconds": metrics["training"]["train_seconds"], **_aurocs(network, split),
+            **{who: metrics[who]["auroc"] for who in ("pca", "knn", "iforest")}}
+
+
 def development_study(dataset: str, windows: Sequence[int], *, model: str = "conv1d_ae", classes: Sequence[int] | None = None,
                       out: str | Path = "runs/series_dev", **train_args: Any) -> dict:
     """Development AUROC of window lengths x score kinds x aggregations, every class of a series set (train split only)."""
-    import training
-
     out = Path(out)
     names = data.class_names(dataset)
     classes = list(range(len(names))) if classes is None else list(classes)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="aezoo-dev-") as tmp:
-        for k in classes:
-            train_ts, test_ts = development_files(dataset, k, Path(tmp))
-            for w in windows:
-                split = data.one_class_split(data.Source(str(train_ts), test_data=str(test_ts), window=w), k)
-                start = time.perf_counter()
-                result = training.train(model=model, dataset=str(train_ts), test_data=str(test_ts), normal_class=k,
-                                        window=w, split=split, out=Path(tmp) / f"run{k}-{w}", plots=False, verbose=0,
-                                        **train_args)
-                row = {"class": k, "name": names[k], "window": w, "hop": split.preprocessing["hop"],
-                       "train_seconds": time.perf_counter() - start, **_aurocs(result.model, split)}
-                for who in ("pca", "knn", "iforest"):
-                    row[who] = result.metrics[who]["auroc"]
-                rows.append(row)
-                print(f"  {dataset} class {k} window {w}: " + "  ".join(f"{c} {v:.3f}" for c, v in row.items()
-                                                                          if isinstance(v, float) and c != "train_seconds"),
-                      flush=True)
+    (out / "files").mkdir(parents=True, exist_ok=True)
+    for k in classes:
+        train_ts, test_ts = development_files(dataset, k, out / "files")
+        for w in windows:
+            rows.append(_development_row(model, train_ts, test_ts, k, names[k], w, out / dataset / f"run{k}-{w}", train_args))
+            print(f"  {dataset} class {k} window {w}: " + "  ".join(f"{c} {v:.3f}" for c, v in rows[-1].items()
+                                                                      if isinstance(v, float) and c != "train_seconds"),
+                  flush=True)
     configs = [c for c in rows[0] if "/" in c or c in ("pca", "knn", "iforest")]
     means = {f"{w}:{c}": float(np.mean([r[c] for r in rows if r["window"] == w])) for w in windows for c in configs}
     result = {"dataset": dataset, "model": model, "windows": list(windows), "classes": classes, "rows": rows, "mean": means,

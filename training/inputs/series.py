@@ -238,15 +238,17 @@ def dominant_period(x: np.ndarray) -> int | None:
 def default_window(form: str, normal: list[np.ndarray], shortest: int) -> tuple[int, int, str]:
     """(window, hop, the rule) chosen from the normal training series only.
 
-    Sets: the largest power of two up to half the shortest series (at most 256), hop an
-    eighth of it. Recordings: the dominant period of the normal training recording
+    Sets: the largest power of two up to three quarters of the shortest series (at most 256:
+    the int8 budget), hop an eighth of it; of 16, 32 and 64 samples on BasicMotions' 100, 64
+    scored best on a development split of the training series (``aezoo bench series-dev``,
+    BENCHMARKS.md). Recordings: the dominant period of the normal training recording
     (autocorrelation), 8..256 samples and at most a quarter of the recording; 64 when it
     has none; hop a quarter of the window.
     """
     if form == "set":
-        window = min(MAX_WINDOW, 2 ** int(math.log2(max(shortest // 2, 2))))
+        window = min(MAX_WINDOW, 2 ** int(math.log2(max(3 * shortest // 4, 2))))
         window = max(min(MIN_WINDOW, shortest), window)
-        return window, max(1, window // 8), "largest power of two <= half the shortest series (<= 256); hop window/8"
+        return window, max(1, window // 8), "largest power of two <= 3/4 of the shortest series (<= 256); hop window/8"
     period = dominant_period(np.concatenate(normal))
     window = int(np.clip(period if period else 64, MIN_WINDOW, MAX_WINDOW))
     window = max(MIN_WINDOW, min(window, shortest // 4)) if shortest >= 4 * MIN_WINDOW else min(window, shortest)

@@ -108,7 +108,7 @@ def negative_elbo(model: Any, x: np.ndarray, *, samples: int = 0, seed: int = 0,
 
     Args:
         model: a VAE from the zoo (or loaded from a .keras file).
-        x: float32 array of shape (n, *input_shape), values in [0, 1].
+        x: float32 array of shape (n, *input_shape): images in [0, 1] or standardized series windows.
         samples: 0 decodes the mean ``z_mean`` (deterministic); k > 0 averages the
             reconstruction error over k draws of z from q(z|x). Defaults to 0.
         seed: seed of the draws when ``samples > 0``. Defaults to 0.
@@ -138,7 +138,7 @@ def negative_elbo(model: Any, x: np.ndarray, *, samples: int = 0, seed: int = 0,
 
 
 def sample(model: Any, n: int, seed: int = 0) -> np.ndarray:
-    """Decode ``n`` draws from the prior N(0, I): images of the model's input shape in [0, 1]."""
+    """Decode ``n`` draws from the prior N(0, I): inputs of the model's shape (images in [0, 1], series windows standardized)."""
     _require_vae(model)
     n = common.check_int("sample", "n", n)
     latent_dim = model.get_layer("z_mean").units
