@@ -365,3 +365,13 @@ def test_matrix_profile_distances_are_stumpys():
     queries = np.stack([reference[50:90] + 0.05 * rng.standard_normal(40), rng.standard_normal(40), np.full(40, 2.0)])
     expected = [float(np.min(stumpy.mass(q, reference))) for q in queries]
     np.testing.assert_allclose(znorm_distances(queries, reference, chunk=2), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_an_unequal_length_multivariate_set_from_the_aeon_wheel(tmp_path):
+    from training.inputs.aeon_sets import aeon_data_dir
+
+    root = aeon_data_dir() / "JapaneseVowels"
+    split = data.one_class_split(data.Source(str(root / "JapaneseVowels_TRAIN.ts"), test_data=str(root / "JapaneseVowels_TEST.ts")), 0)
+    # Its shortest series (a test one) has 7 samples: the window fits every series, train and test.
+    assert split.preprocessing["window"] == 7 and split.x_train.shape[1:] == (7, 12)
+    assert split.unit_scores(np.zeros(len(split.x_test)), "test").shape == (370,) and split.has_test

@@ -248,7 +248,7 @@ def default_window(form: str, normal: list[np.ndarray], shortest: int) -> tuple[
     if form == "set":
         window = min(MAX_WINDOW, 2 ** int(math.log2(max(3 * shortest // 4, 2))))
         window = max(min(MIN_WINDOW, shortest), window)
-        return window, max(1, window // 8), "largest power of two <= 3/4 of the shortest series (<= 256); hop window/8"
+        return window, max(1, window // 8), "largest power of two <= 3/4 of the shortest series, in 8..256 (at most the series); hop window/8"
     period = dominant_period(np.concatenate(normal))
     window = int(np.clip(period if period else 64, MIN_WINDOW, MAX_WINDOW))
     window = max(MIN_WINDOW, min(window, shortest // 4)) if shortest >= 4 * MIN_WINDOW else min(window, shortest)
@@ -268,9 +268,15 @@ def _train_stride(lengths: list[int], window: int) -> int:
 
 
 def _choose(source: Source, form: str, normal: list[np.ndarray], everything: list[np.ndarray]) -> tuple[int, int, str]:
-    """Window and hop: the user's, or the default rule's; checked against the shortest series."""
+    """Window and hop: the user's, or the default rule's; checked against the shortest series.
+
+    Every series, test ones too, must hold a window: a set's rule reads the lengths of all
+    its series (lengths only, no label); a recording's window is cut to a shorter test recording.
+    """
     shortest = min(len(s) for s in everything)
-    window, hop, rule = default_window(form, normal, min(len(s) for s in normal))
+    window, hop, rule = default_window(form, normal, shortest if form == "set" else min(len(s) for s in normal))
+    if form == "recording" and window > shortest:
+        window, hop, rule = shortest, max(1, shortest // 4), rule + f"; cut to the test recording's {shortest} samples"
     if source.window is not None:
         window, hop, rule = source.window, source.hop or max(1, source.window // (8 if form == "set" else 4)), "given"
     elif source.hop is not None:
