@@ -306,7 +306,7 @@ def test_every_series_variant_trains_exports_int8_under_64_kib_and_scores_like_k
     from training.convert import export_run
 
     train, test = recording_files
-    result = training.train(model=name, dataset=str(train), test_data=str(test), window=64, hop=16, epochs=2, min_steps=60,
+    result = training.train(model=name, dataset=str(train), test_data=str(test), window=64, hop=16, epochs=2, min_steps=40,
                             out=tmp_path / "run", plots=False, verbose=0)
     assert result.metrics["series"]["window"] == 64 and "iforest" in result.metrics and "matrix_profile" in result.metrics
     export_run(tmp_path / "run", tmp_path / "bundle")

@@ -196,7 +196,8 @@ def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, 
 
         detector = edge.Detector.load(target)
         prov = detector.spec.get("provenance", {})
-        source = prov.get("source") if isinstance(prov.get("source"), dict) else {}
+        source = {k: tuple(v) if isinstance(v, list) else v  # JSON lists: a Source is hashable (image_size)
+                  for k, v in (prov.get("source") if isinstance(prov.get("source"), dict) else {}).items()}
         dataset = Source(prov["dataset"], **source) if isinstance(prov.get("dataset"), str) and source else prov.get("dataset")
         defaults = {"dataset": dataset, "normal_class": prov.get("normal_class")}
         return OnDevice(detector), defaults, f"{target.name} (TFLite)", target.with_name(target.name + "-evaluation")

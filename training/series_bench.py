@@ -38,8 +38,8 @@ def development_files(dataset: str, normal_class: int, out: Path) -> tuple[Path,
     dev_normal, fit = np.sort(order[:n_dev]), np.sort(order[n_dev:])
     other = np.flatnonzero(s.train_labels != normal_class)
     test = np.concatenate([dev_normal, other])
-    train_ts = write_ts(out / f"dev{normal_class}_TRAIN.ts", [s.train[i] for i in fit], s.train_labels[fit], s.class_names)
-    test_ts = write_ts(out / f"dev{normal_class}_TEST.ts", [s.train[i] for i in test], s.train_labels[test], s.class_names)
+    train_ts = write_ts(out / f"{dataset}_dev{normal_class}_TRAIN.ts", [s.train[i] for i in fit], s.train_labels[fit], s.class_names)
+    test_ts = write_ts(out / f"{dataset}_dev{normal_class}_TEST.ts", [s.train[i] for i in test], s.train_labels[test], s.class_names)
     return train_ts, test_ts
 
 
