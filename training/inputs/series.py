@@ -39,7 +39,9 @@ from training.inputs.ts_format import read_ts
 from zoo.errors import UserError
 
 MIN_WINDOW = 8
-MAX_WINDOW = 256
+# The longest default window: conv1d_ae with the nap score converts to 61,952 bytes of full int8 at 183 samples
+# (kdd_tsad_135) and to 69,520 at 256 (acsf1), over the 64 KiB budget.
+MAX_WINDOW = 192
 MAX_TRAIN_WINDOWS = 20_000
 DEFAULT_AGGREGATE = "mean"
 VAL_FRACTION = 0.1
@@ -238,22 +240,23 @@ def dominant_period(x: np.ndarray) -> int | None:
 def default_window(form: str, normal: list[np.ndarray], shortest: int) -> tuple[int, int, str]:
     """(window, hop, the rule) chosen from the normal training series only.
 
-    Sets: the largest power of two up to three quarters of the shortest series (at most 256:
-    the int8 budget), hop an eighth of it; of 16, 32 and 64 samples on BasicMotions' 100, 64
+    Sets: the largest power of two up to three quarters of the shortest series and up to
+    :data:`MAX_WINDOW` (the int8 budget), hop an eighth of it; of 16, 32 and 64 samples on BasicMotions' 100, 64
     scored best on a development split of the training series (``aezoo bench series-dev``,
     BENCHMARKS.md). Recordings: the dominant period of the normal training recording
-    (autocorrelation), 8..256 samples and at most a quarter of the recording; 64 when it
+    (autocorrelation), 8..MAX_WINDOW samples and at most a quarter of the recording; 64 when it
     has none; hop a quarter of the window.
     """
     if form == "set":
-        window = min(MAX_WINDOW, 2 ** int(math.log2(max(3 * shortest // 4, 2))))
+        window = 2 ** int(math.log2(max(min(3 * shortest // 4, MAX_WINDOW), 2)))
         window = max(min(MIN_WINDOW, shortest), window)
-        return window, max(1, window // 8), "largest power of two <= 3/4 of the shortest series, in 8..256 (at most the series); hop window/8"
+        return window, max(1, window // 8), (f"largest power of two <= 3/4 of the shortest series and <= {MAX_WINDOW} "
+                                             "(at least 8 or the series); hop window/8")
     period = dominant_period(np.concatenate(normal))
     window = int(np.clip(period if period else 64, MIN_WINDOW, MAX_WINDOW))
     window = max(MIN_WINDOW, min(window, shortest // 4)) if shortest >= 4 * MIN_WINDOW else min(window, shortest)
     rule = f"dominant period {period} of the normal training recording" if period else "no period found: 64"
-    return window, max(1, window // 4), rule + ", in 8..256 and <= a quarter of it; hop window/4"
+    return window, max(1, window // 4), rule + f", in 8..{MAX_WINDOW} and <= a quarter of it; hop window/4"
 
 
 def _windows_of(series: list[np.ndarray], window: int, step: int) -> tuple[np.ndarray, np.ndarray]:
