@@ -36,12 +36,25 @@ from edge.schema import fail, get, integer, number, numbers
 from zoo.errors import UserError
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """True when ``text`` parses as a float."""
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+def _csv_rows(path: Path, expected: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file with their line numbers (a UTF-8 BOM is dropped); none is an error."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(i, r) for i, r in enumerate(csv.reader(f), 1) if r and any(c.strip() for c in r)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path} is not a readable CSV text file: {exc}") from None
+    if not rows:
+        raise UserError(f"{path} has no rows. Expected {expected}")
+    return rows
 
 
 def read_csv(path: str | os.PathLike, *, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -59,15 +72,9 @@ def read_csv(path: str | os.PathLike, *, label_column: str | None = None) -> tup
     path = Path(path)
     if not path.is_file():
         raise UserError(f"CSV file not found: {str(path)!r}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, r) for i, r in enumerate(csv.reader(f), 1) if r and any(c.strip() for c in r)]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path} is not a readable CSV text file: {exc}") from None
-    if not rows:
-        raise UserError(f"{path} has no rows. Expected one feature vector per line")
+    rows = _csv_rows(path, "one feature vector per line")
     header = None
-    if not all(_is_number(c) for c in rows[0][1]):
+    if not all(is_number(c) for c in rows[0][1]):
         header = [c.strip() for c in rows[0][1]]
         rows = rows[1:]
     width = len(header) if header else len(rows[0][1]) if rows else 0
@@ -172,14 +179,8 @@ def read_recording(path: str | os.PathLike) -> Recording:
         raise UserError(f"recording file not found: {str(path)!r}")
     if path.suffix.lower() == ".npy":
         return _npy_recording(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, r) for i, r in enumerate(csv.reader(f), 1) if r and any(c.strip() for c in r)]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path} is not a readable CSV text file: {exc}") from None
-    if not rows:
-        raise UserError(f"{path} has no rows. Expected a header (timestamp, channels..., is_anomaly) and one row per sample")
-    header = [c.strip() for c in rows[0][1]] if not all(_is_number(c) for c in rows[0][1]) else None
+    rows = _csv_rows(path, "a header (timestamp, channels..., is_anomaly) and one row per sample")
+    header = [c.strip() for c in rows[0][1]] if not all(is_number(c) for c in rows[0][1]) else None
     rows = rows[1:] if header else rows
     names = header if header is not None else [f"ch{j}" for j in range(len(rows[0][1]))] if rows else []
     lower = [n.lower() for n in names]

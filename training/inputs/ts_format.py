@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.inputs import is_number
 from zoo.errors import UserError
 
 
@@ -98,7 +99,7 @@ def _data_line(path: Path, number: int, line: str, classes: list[str] | None) ->
         try:
             channels.append(np.asarray([np.nan if v == "?" else float(v) for v in cells], np.float64))
         except ValueError:
-            bad = next(v for v in cells if v != "?" and not _is_float(v))
+            bad = next(v for v in cells if v != "?" and not is_number(v))
             raise UserError(f"{path} line {number}, channel {c + 1}: expected numbers or '?'. Received: {bad!r}") from None
     length = max(len(ch) for ch in channels)
     out = np.full((length, len(channels)), np.nan, np.float32)
@@ -107,14 +108,6 @@ def _data_line(path: Path, number: int, line: str, classes: list[str] | None) ->
             raise UserError(f"{path} line {number}, channel {c + 1}: infinite values are not allowed")
         out[: len(ch), c] = ch
     return out, label
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def write_ts(path: str | os.PathLike, series: list[np.ndarray], labels: np.ndarray, class_names: list[str],
