@@ -1,9 +1,10 @@
 """Edge runtime: int8 LiteRT anomaly detectors exported from the zoo.
 
-``edge.Detector`` needs only numpy and ai-edge-litert (no TensorFlow); the TF-based
-converter lives in ``edge.convert`` and is imported only when exporting.
+``edge.Detector`` and ``edge.StreamDetector`` need only numpy and ai-edge-litert (no
+TensorFlow); the TF-based converter lives in ``training.convert``.
 """
 
 from edge.detector import Detector
+from edge.stream import StreamDetector
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "StreamDetector"]

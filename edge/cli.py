@@ -101,8 +101,14 @@ def register(sub: Any) -> None:
         "bundles: one verdict per window, every hop samples.",
     )
     p.add_argument("bundle", metavar="BUNDLE", help="detector bundle directory")
-    p.add_argument("files", metavar="FILES", nargs="+", help="images, .npy arrays, .csv files or recordings")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("files", metavar="FILES", nargs="*", help="images, .npy arrays, .csv files or recordings")
+    p.add_argument("--stream", metavar="FILE|-",
+                   help="series bundles: read CSV lines of raw samples from FILE or standard input (-) as they arrive and "
+                        "print one verdict per hop, e.g. `tail -f sensor.csv | aezoo detect det/ --stream -`")
+    p.add_argument("--on-bad-line", choices=("stop", "skip"), default="stop",
+                   help="with --stream: a line that is not a sample stops the run (exit 2) or is reported and skipped "
+                        "(default: stop)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
 
@@ -114,6 +120,14 @@ def detect(args: argparse.Namespace) -> int:
     from edge.detector import Detector
     from edge.inputs import load_input_file
 
+    if args.stream is not None:
+        if args.files:
+            raise UserError(f"give input FILES or --stream, not both. Received: {len(args.files)} file(s) and --stream {args.stream}")
+        from edge.stream import run_stream
+
+        return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads)
+    if not args.files:
+        raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
     detector = Detector.load(args.bundle, num_threads=args.threads)
     names, arrays = [], []
     for path in args.files:

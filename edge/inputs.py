@@ -196,7 +196,7 @@ def read_recording(path: str | os.PathLike) -> Recording:
         if len(row) != len(names):
             raise UserError(f"{path} line {line}: expected {len(names)} columns ({', '.join(names)}). Received: {len(row)} columns")
         for k, j in enumerate(channels):
-            values[i, k] = _cell(path, line, names[j], row[j])
+            values[i, k] = cell_value(f"{path} line {line}", names[j], row[j])
         if labels is not None:
             label = row[y_col].strip()
             if label not in ("0", "1", "0.0", "1.0"):
@@ -207,15 +207,16 @@ def read_recording(path: str | os.PathLike) -> Recording:
     return Recording(values, labels, [names[j] for j in channels], named=header is not None)
 
 
-def _cell(path: Path, line: int, column: str, text: str) -> float:
+def cell_value(where: str, column: str, text: str) -> float:
+    """The number in one recording cell; ``where`` ("FILE line N") and ``column`` name it in the error."""
     try:
         v = float(text)
     except ValueError:
         what = "an empty cell" if not text.strip() else repr(text)
-        raise UserError(f"{path} line {line}, column {column!r}: expected a number. Received: {what}") from None
+        raise UserError(f"{where}, column {column!r}: expected a number. Received: {what}") from None
     # float32 is what the model sees: a value beyond its range would become inf there.
     if not math.isfinite(v) or abs(v) > float(np.finfo(np.float32).max):
-        raise UserError(f"{path} line {line}, column {column!r}: expected a finite number. Received: {text!r}")
+        raise UserError(f"{where}, column {column!r}: expected a finite number. Received: {text!r}")
     return v
 
 
