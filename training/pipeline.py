@@ -67,7 +67,8 @@ SELECTION = ("Fixed for all normal classes before any test evaluation: the varia
 
 
 def _compact(report: dict) -> dict:
-    keep = ("auroc", "auprc", "precision", "recall", "f1", "fpr", "threshold", "recall_at_fpr", "n_components")
+    keep = ("auroc", "auprc", "precision", "recall", "f1", "fpr", "threshold", "recall_at_fpr", "n_components", "event_recall",
+            "false_alarms_per_10k", "ucr_hit", "location")
     return {k: report[k] for k in keep if k in report}
 
 
@@ -181,7 +182,7 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
     float_det.score_.save_state(out_dir / "score.npz")
     timing["export_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
-    baselines = fit_baselines(split.x_train, split.x_val)
+    baselines = fit_baselines(split.x_train, split.x_val, split.units)
     reports = {"int8": evaluate_split(OnDevice(Detector.load(bundle)), split, baselines=baselines,
                                       out_dir=run_dir / "int8" if plots else None, plots=plots,
                                       label=f"{config.model} int8 (TFLite)")}
@@ -201,6 +202,7 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
     """The manifest record and the model card of an entry."""
     import zoo
     from edge.bundle import read_bundle
+    from training.evaluate import BASELINE_TITLES
 
     tflite, spec = read_bundle(bundle)
     k = int(split.normal_class)
@@ -209,8 +211,8 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
         "model": model_name, "dataset": dataset, "normal_class": k, "normal_class_name": split.class_names[k], "path": key,
         "score": float_det.score_kind,
         "metrics": {"float": _compact(reports["float"]["model"]), "qat": _compact(reports["qat"]["model"]),
-                    "int8": _compact(reports["int8"]["model"]), "pca": _compact(reports["int8"]["pca"]),
-                    "knn": _compact(reports["int8"]["knn"])},
+                    "int8": _compact(reports["int8"]["model"]),
+                    **{b: _compact(reports["int8"][b]) for b in BASELINE_TITLES if b in reports["int8"]}},
         "threshold": {"int8": spec["threshold"], "float": float_det.threshold_record_, "qat": qat_det.threshold_record_},
         "size": {"tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
                  "bundle_bytes": sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()),
@@ -219,13 +221,13 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
         "training": {"how": how, **{n: t[n] for n in ("epochs_run", "best_epoch", "stopped_early", "still_improving",
                                                       "images_per_second", "n_train")},
                      "n_val": int(len(split.x_val))},
+        **({"series": reports["int8"]["series"]} if "series" in reports["int8"] else {}),
         "checks": float_metrics.get("checks"), "timing": timing, "seed": settings.seed,
         "hyperparameters": {"model": zoo.config_for(model_name, input_shape=tuple(split.x_train.shape[1:])).to_dict(),
                             "train": {k: v for k, v in float_det.config.to_dict().items() if k not in ("model", "dataset",
                                       "normal_class", "data_dir")}, "qat": qat_config, "entry": settings.to_dict()},
         "hyperparameter_selection": SELECTION,
-        "protocol": "PROTOCOL.md one-class: train on 90% of the normal class's train images, choose on the other 10%, "
-                    "test on all 10,000 test images (anomaly = any other class)",
+        "protocol": split.protocol,
         "versions": runs.package_versions(), "machine": runs.machine_info(),
     }
     card = {**record, "description": f"{model_name} trained on {dataset} class {k} ({split.class_names[k]}) as the normal "
@@ -299,8 +301,8 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
                 pretrained.record_entry(record, root)
                 built.append(key)
                 m = record["metrics"]
-                bar.write(f"{key}: int8 AUROC {m['int8']['auroc']:.4f} (float {m['float']['auroc']:.4f}, PCA "
-                          f"{m['pca']['auroc']:.4f}, kNN {m['knn']['auroc']:.4f}), {record['size']['bundle_bytes'] / 1024:.1f} "
+                others = ", ".join(f"{b} {v['auroc']:.4f}" for b, v in m.items() if b not in ("int8", "qat"))
+                bar.write(f"{key}: int8 AUROC {m['int8']['auroc']:.4f} ({others}), {record['size']['bundle_bytes'] / 1024:.1f} "
                           f"KiB, {record['latency']['detector']['median']:.0f} us, {record['timing']['entry_seconds']:.0f} s")
             bar.update(1)
     bar.close()

@@ -356,12 +356,24 @@ def _row(name: str, aurocs: dict[int, float], classes: list[int], *extra: str) -
     return f"| {name} | " + " | ".join(cells) + f" | **{sum(vals) / len(vals):.3f}** | {min(vals):.3f} | " + " | ".join(extra) + " |"
 
 
-def zoo_table(manifest: dict | None = None, *, dataset: str = "fashion_mnist", root: str | os.PathLike | None = None) -> str:
-    """Return the Markdown zoo table: int8 AUROC per variant x class, mean, min, float mean, recall, size, latency; PCA and kNN.
+BASELINE_ROWS = {"pca": "PCA (90% variance) | reconstruction error", "knn": "kNN (k=5) | distance",
+                 "iforest": "IsolationForest (200 trees) | path length", "matrix_profile": "matrix profile | discord distance"}
+
+
+def zoo_table(manifest: dict | None = None, *, dataset: str | None = None, root: str | os.PathLike | None = None) -> str:
+    """Return the Markdown zoo table, one section per dataset (``dataset``: only that one): int8 AUROC per variant x
+    class, mean, min, float mean, recall, size, latency; the baselines fitted in the same runs.
 
     Deterministic in the manifest (no dates), so a test can compare it with the README.
     """
     manifest = read_manifest(root) if manifest is None else manifest
+    datasets = sorted({r.get("dataset") for r in manifest["entries"].values()}, key=lambda d: (d != "fashion_mnist", d))
+    datasets = [dataset] if dataset is not None else datasets
+    sections = [_dataset_table(manifest, d) for d in datasets]
+    return "\n\n".join(sections) if sections else "_No pretrained entries yet: build them with `aezoo zoo build`._"
+
+
+def _dataset_table(manifest: dict, dataset: str) -> str:
     records = [r for r in manifest["entries"].values() if r.get("dataset") == dataset]
     if not records:
         return f"_No pretrained {dataset} entries yet: build them with `aezoo zoo build --dataset {dataset}`._"
@@ -371,8 +383,8 @@ def zoo_table(manifest: dict | None = None, *, dataset: str = "fashion_mnist", r
         by_model.setdefault(r["model"], {})[int(r["normal_class"])] = r
     head = "| model | score | " + " | ".join(str(k) for k in classes) + \
         " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs |"
-    lines = [head, "|---|---|" + "---:|" * (len(classes) + 6)]
-    baselines: dict[str, dict[int, float]] = {"pca": {}, "knn": {}}
+    lines = [f"**{dataset}**", "", head, "|---|---|" + "---:|" * (len(classes) + 6)]
+    baselines: dict[str, dict[int, float]] = {b: {} for b in BASELINE_ROWS}
     for name, entries in by_model.items():
         int8 = {k: r["metrics"]["int8"]["auroc"] for k, r in entries.items()}
         floats = [r["metrics"]["float"]["auroc"] for r in entries.values()]
@@ -387,14 +399,16 @@ def zoo_table(manifest: dict | None = None, *, dataset: str = "fashion_mnist", r
             for b in baselines:
                 if b in r["metrics"]:
                     baselines[b].setdefault(k, r["metrics"][b]["auroc"])
-    for b, title in (("pca", "PCA (90% variance) | pixel error"), ("knn", "kNN on pixels (k=5) | distance")):
+    for b, title in BASELINE_ROWS.items():
         if baselines[b]:
             lines.append(_row(title, dict(sorted(baselines[b].items())), classes, "–", "–", "–", "–"))
+    protocol = records[0].get("protocol", "").replace("PROTOCOL.md ", "")
     lines += ["", f"{len(records)} entries ({len(by_model)} models x up to {len(classes)} normal classes) on {dataset}. "
-              "AUROC of the QAT-trained full-integer detector on the 10,000 test images (anomaly = any other class); "
+              f"AUROC of the QAT-trained full-integer detector ({protocol}); "
               "float mean = the float Keras model's mean AUROC; recall of anomalies at the threshold that flags 5% of the "
-              "normal validation images; bundle = model.tflite + detector.json; batch-1 median latency through "
-              "`edge.Detector` on one thread. Generated from saved_models/manifest.json by `aezoo zoo table --write README.md`."]
+              "normal validation inputs; bundle = model.tflite + detector.json; batch-1 median latency (one input, or one "
+              "window) through `edge.Detector` on one thread. Generated from saved_models/manifest.json by "
+              "`aezoo zoo table --write README.md`."]
     return "\n".join(lines)
 
 

@@ -91,7 +91,7 @@ def _register_inspection(zsub: Any) -> None:
     lat.set_defaults(func=_latency)
 
     t = zsub.add_parser("table", help="print the README zoo table from the manifest, or rewrite it in a README")
-    t.add_argument("--dataset", default="fashion_mnist", help="default fashion_mnist")
+    t.add_argument("--dataset", help="only this dataset (default: one table per dataset in the manifest)")
     t.add_argument("--write", metavar="README", help="replace the section between the zoo-table markers of this file")
     t.add_argument("--saved-models", metavar="DIR", help=SAVED)
     t.set_defaults(func=_table)

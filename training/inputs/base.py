@@ -152,6 +152,21 @@ class OneClassSplit:
         """True when there are test units of the normal class and of others (anomaly metrics are defined)."""
         return len(self.y_test) > 0 and 0 < int(self.y_test.sum()) < len(self.y_test)
 
+    @property
+    def protocol(self) -> str:
+        """One sentence: what this split trains on, chooses on and tests on (recorded with results)."""
+        n = len(self.y_test)
+        if self.units is None:
+            return (f"PROTOCOL.md one-class: train on 90% of the normal class's training inputs, choose on the other 10%, "
+                    f"test on all {n} test inputs (anomaly = any other class)")
+        if self.units.how == "series":
+            return (f"PROTOCOL.md one-class series: train on the windows of 90% of the normal class's training series, "
+                    f"choose on the other 10%, test on all {n} test series, each scored by the {self.units.aggregate} of "
+                    "its window scores (anomaly = any other class)")
+        return ("PROTOCOL.md recording: train on the normal training recording less its last block, choose on that block, "
+                f"test on all {n} samples of the test recording, each scored by its highest-scoring covering window "
+                "(anomaly = labelled anomalous sample)")
+
     def unit_scores(self, window_scores: np.ndarray, part: str) -> np.ndarray:
         """The scores of the units the protocol evaluates ("val" or "test") from the scores of the model's inputs."""
         return np.asarray(window_scores) if self.units is None else self.units.scores(window_scores, part)
