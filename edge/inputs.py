@@ -340,6 +340,10 @@ class InputKind:
         """#define lines describing the input layout for a microcontroller build."""
         return [f"#define {macro}_INPUT_{i} {int(v)}" for i, v in enumerate(self.shape)]
 
+    def c_files(self, spec: dict) -> dict[str, str]:
+        """Device C files a microcontroller export writes beside the model array (by file name); none by default."""
+        return {}
+
     def _batch(self, x: Any, shapes: str) -> np.ndarray:
         """``x`` as an array batch of ``self.shape`` (one input becomes a batch of one), else an error quoting ``shapes``."""
         x = x if isinstance(x, np.ndarray) else np.asarray(x)
@@ -533,6 +537,12 @@ class SeriesInput(InputKind):
     def c_macros(self, macro: str) -> list[str]:
         return [f"#define {macro}_WINDOW {self.window}", f"#define {macro}_HOP {self.hop}",
                 f"#define {macro}_CHANNELS {self.channels}"]
+
+    def c_files(self, spec: dict) -> dict[str, str]:
+        """The streaming detector in C (``edge.micro_series``): ring buffer, standardization, score, threshold."""
+        from edge.micro_series import stream_c_files
+
+        return stream_c_files(spec)
 
 
 def for_spec(spec: dict) -> InputKind:

@@ -12,12 +12,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "saved_models" / "conv_ae" / "fashion_mnist" / "class_0" / "detector"
+SERIES = REPO / "saved_models" / "conv1d_ae" / "kdd_tsad_135" / "class_0" / "detector"
 
 
 @pytest.mark.slow
 def test_runtime_wheel_installs_and_detects_without_tensorflow(tmp_path):
-    if not BUNDLE.is_dir():
-        pytest.skip("no pretrained conv_ae bundle in saved_models/")
+    if not BUNDLE.is_dir() or not SERIES.is_dir():
+        pytest.skip("no pretrained conv_ae and conv1d_ae bundles in saved_models/")
     build = subprocess.run(["bash", str(REPO / "scripts" / "build_runtime.sh"), str(tmp_path / "dist")], capture_output=True,
                            text=True, timeout=600, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(Path.home())})
     assert build.returncode == 0, build.stderr[-2000:]
@@ -39,3 +40,20 @@ def test_runtime_wheel_installs_and_detects_without_tensorflow(tmp_path):
     assert len(json.loads(detect.stdout)["results"]) == 3 and detect.stderr == ""
     other = subprocess.run([str(venv / "bin" / "aezoo"), "train"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert other.returncode == 2 and "invalid choice: 'train'" in other.stderr
+    _streams_a_recording(venv, tmp_path)
+
+
+def _streams_a_recording(venv: Path, tmp_path: Path) -> None:
+    """`aezoo detect --stream` of the runtime wheel: one JSON line per hop of a recording's CSV, exit 0."""
+    pre = json.loads((SERIES / "detector.json").read_text())["preprocessing"]
+    t = np.arange(3 * pre["window"])
+    x = np.stack([np.sin(2 * np.pi * t / 50 + c) for c in range(pre["channels"])], axis=1) * pre["scale"] + pre["mean"]
+    lines = [",".join(["timestamp"] + pre["channel_names"])] + [",".join([str(i)] + [f"{v:.6f}" for v in row])
+                                                                 for i, row in enumerate(x)]
+    (tmp_path / "rec.csv").write_text("\n".join(lines) + "\n")
+    stream = subprocess.run([str(venv / "bin" / "aezoo"), "detect", str(SERIES), "--stream", "-", "--json"],
+                            input=(tmp_path / "rec.csv").read_text(), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert stream.returncode == 0, stream.stderr
+    rows = [json.loads(line) for line in stream.stdout.splitlines()]
+    assert len(rows) == (len(x) - pre["window"]) // pre["hop"] + 1 and rows[0]["sample"] == pre["window"] - 1
+    assert "Traceback" not in stream.stderr

@@ -187,3 +187,20 @@ def test_stream_finds_named_columns_in_any_order(series_bundle, tmp_path, capsys
     np.testing.assert_array_equal(got, Detector.load(series_bundle).score_recording(as_written)[1])
     assert main(["detect", str(series_bundle), "--stream", str(tmp_path / "missing.csv")]) == 2
     assert "stream file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_c_stream_detector_compiles_runs_under_tflite_micro_and_agrees_with_litert(series_bundle, tmp_path):
+    from edge.micro_series import check_stream_c
+    from training.convert import export_run
+
+    bundle = export_run(Path(series_bundle).parent / "run", tmp_path / "micro", fmt="c-array")
+    assert {"aezoo_detect.c", "aezoo_detect.h", "aezoo_model.c", "aezoo_model.h"} <= {p.name for p in bundle.iterdir()}
+    header = (bundle / "aezoo_detect.h").read_text()
+    assert f"#define AEZOO_DETECT_WINDOW {WINDOW}" in header and f"#define AEZOO_DETECT_HOP {HOP}" in header
+    report = check_stream_c(bundle, _signal(400, seed=6, burst=(250, 280)))
+    assert report["verdicts"] == (400 - WINDOW) // HOP + 1
+    assert report["inputs_equal"], report  # ring buffer, standardization and rounding are the host's, bit for bit
+    assert report["agree"] == report["verdicts"], report  # the device's decisions are LiteRT's
+    assert report["max_c_vs_numpy_on_micro_outputs"] < 1e-9, report  # the C score is edge.scoring's arithmetic
+    assert report["arena_bytes"] + report["model_bytes"] < 64 * 1024 and report["state_bytes"] == 4 * WINDOW * 2

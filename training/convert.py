@@ -328,12 +328,14 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
 def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:
     """The C source and header of ``tflite``, and the TFLite Micro check report (also as micro.json)."""
     from edge.bundle import finish_spec
+    from edge.inputs import for_spec
     from edge.micro import check_micro, to_c_array
 
     finished = finish_spec(spec, tflite)
     src, hdr = to_c_array(tflite, name=C_ARRAY_NAME, spec=finished)
     report = check_micro(tflite, finished, _to_device(x_val[:MICRO_CHECK_INPUTS], spec)).to_dict()
-    return {f"{C_ARRAY_NAME}.c": src, f"{C_ARRAY_NAME}.h": hdr, "micro.json": json.dumps(report, indent=2) + "\n"}, report
+    return {f"{C_ARRAY_NAME}.c": src, f"{C_ARRAY_NAME}.h": hdr, **for_spec(finished).c_files(finished),
+            "micro.json": json.dumps(report, indent=2) + "\n"}, report
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "int8", fmt: str = "bundle",
