@@ -72,8 +72,45 @@ def measure_bundle(bundle: str, inputs: np.ndarray, *, iterations: int = ITERATI
             "throughput_per_second": round(throughput(detector.score, inputs[:1000]), 1)}
 
 
+def stream_latency(bundle: str, recording: np.ndarray, *, repeats: int = 3) -> dict:
+    """Per-hop latency of ``edge.StreamDetector`` on a recording [T, C] of raw samples, in microseconds, one thread.
+
+    The recording streams ``repeats`` times in chunks of one hop (after a first window), so each
+    timed ``push`` is one hop: standardization, ring buffer, one batch-1 model call, the score.
+    The bare ``invoke()`` on the last window is timed apart; the difference of the medians is the
+    Python around the interpreter. ``samples_per_second``: the recording pushed one sample per call.
+    """
+    from edge.stream import StreamDetector
+
+    stream = StreamDetector.load(bundle, num_threads=1)
+    w, hop = stream.window, stream.hop
+    x = stream.input.recording(recording)
+    hops = []
+    clock = time.perf_counter_ns
+    for _ in range(repeats):
+        stream.reset()
+        stream.push(x[:w])
+        for i in range(w, len(x) - hop + 1, hop):
+            t0 = clock()
+            stream.push(x[i : i + hop])
+            hops.append(clock() - t0)
+    per_hop = _summary(np.asarray(hops[len(hops) // 10 :]))  # the first tenth warms caches up
+    per_hop["p99"] = float(np.percentile(np.asarray(hops[len(hops) // 10 :]) / 1e3, 99))
+    invoke_ns = _time(stream.detector._interp.invoke, ITERATIONS, WARMUP)
+    invoke = _summary(invoke_ns)
+    invoke["p99"] = float(np.percentile(invoke_ns / 1e3, 99))
+    stream.reset()
+    t0 = time.perf_counter()
+    for row in x:
+        stream.push(row)
+    seconds = time.perf_counter() - t0
+    return {"per_hop": per_hop, "invoke": invoke, "python_us": per_hop["median"] - invoke["median"], "window": w,
+            "hop": hop, "samples_per_second": round(len(x) / seconds, 1), "samples": int(len(x)), "threads": 1}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m edge.latency BUNDLE INPUTS.npy [ITERATIONS]``: print :func:`measure_bundle` as JSON.
+    """``python -m edge.latency BUNDLE INPUTS.npy [ITERATIONS]``: print :func:`measure_bundle` as JSON;
+    ``python -m edge.latency --stream BUNDLE RECORDING.npy``: print :func:`stream_latency`.
 
     The training side measures in such a child process: TensorFlow's threads, once loaded,
     slow a Python process's own timings, and a device never loads TensorFlow.
@@ -82,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    if args[0] == "--stream":
+        print(json.dumps(stream_latency(args[1], np.load(args[2], allow_pickle=False))))
+        return
     inputs = np.load(args[1], allow_pickle=False)
     print(json.dumps(measure_bundle(args[0], inputs, iterations=int(args[2]) if len(args) > 2 else ITERATIONS)))
 

@@ -13,10 +13,20 @@ from zoo import pretrained
 from training.cli import main
 
 
+SERIES_KEY = "conv1d_ae/kdd_tsad_135/class_0"
+
+
 @pytest.fixture(scope="module")
 def demo(fashion_mnist_ready, tmp_path_factory):
+    """The demo with a saved_models folder that holds only the repository's series entry (the series part loads it;
+    without it, the series part trains one)."""
     base = tmp_path_factory.mktemp("demo")
     empty = base / "no_saved_models"
+    repo = pretrained.saved_models_dir()
+    entries = pretrained.read_manifest(repo)["entries"]
+    if SERIES_KEY in entries:
+        shutil.copytree(repo / SERIES_KEY, empty / SERIES_KEY)
+        pretrained.record_entry(entries[SERIES_KEY], empty)
     mp = pytest.MonkeyPatch()
     mp.setenv(pretrained.ENV, str(empty))
     try:
@@ -39,6 +49,9 @@ def test_demo_writes_the_entry_plots_and_summary(demo, capsys):
                  "run/int8/plots/reconstructions.png", "run/int8/plots/score_histogram.png"):
         assert (demo / name).stat().st_size > 5_000, name
     assert len(summary["detector_scores"]) == 10
+    series = summary["series"]  # the sensor part: a real recording streamed through StreamDetector
+    assert series["verdicts"] == (series["samples"] - series["window"]) // series["hop"] + 1
+    assert series["events"] and (demo / "series" / "stream.png").stat().st_size > 5_000
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ def score_histogram(
 
 
 def signal_scores(path: str | os.PathLike, signal: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float,
-                  *, title: str = "") -> Path:
+                  *, title: str = "", score_label: str = "score (largest covering window)") -> Path:
     """A recording (standardized channels) above its per-sample scores, with the threshold, the flagged samples
     and the labelled anomalies shaded."""
     signal, scores, labels = np.asarray(signal), np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
@@ -103,7 +103,7 @@ def signal_scores(path: str | os.PathLike, signal: np.ndarray, scores: np.ndarra
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     for c in range(signal.shape[1]):
         top.plot(t, signal[:, c], linewidth=0.6, label=f"channel {c}" if signal.shape[1] > 1 else "signal")
-    bottom.plot(t, scores, color="tab:purple", linewidth=0.8, label="score (largest covering window)")
+    bottom.plot(t, scores, color="tab:purple", linewidth=0.8, label=score_label)
     bottom.axhline(threshold, color="k", linestyle="--", linewidth=0.8, label=f"threshold {threshold:.4g}")
     flagged = scores > threshold
     bottom.fill_between(t, 0, 1, where=flagged, transform=bottom.get_xaxis_transform(), color="tab:red", alpha=0.15,

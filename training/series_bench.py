@@ -184,3 +184,64 @@ def series_markdown(result: dict) -> str:
                 lines.append(f"| {key} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _test_stream(dataset: str) -> np.ndarray:
+    """The raw test samples of a series dataset as one stream: the test recording, or a set's test series end to end."""
+    s = load_series(data.Source(dataset))
+    return np.concatenate(s.test).astype(np.float32)
+
+
+def stream_benchmark(root: str | Path | None = None, *, c_array_from: str | Path | None = None,
+                     out: str | Path = "runs/bench_stream") -> dict:
+    """Per-hop latency of ``edge.StreamDetector`` on every series zoo entry (in a TensorFlow-free child process, on the
+    entry's test stream), and, with ``c_array_from`` (a series run folder), the C stream detector exported from it
+    and checked under TFLite Micro on that run's test recording."""
+    import json
+    import subprocess
+    import sys
+
+    from training.inputs.named import DATASETS
+    from zoo import pretrained
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = pretrained.saved_models_dir(root, must_exist=True)
+    rows = []
+    for record in pretrained.list_pretrained(root=root):
+        if DATASETS.get(record["dataset"]) != "series":
+            continue
+        path = out / f"{record['dataset']}.npy"
+        if not any(r["entry"].split("/")[1] == record["dataset"] for r in rows):  # once per dataset, then reused
+            np.save(path, _test_stream(record["dataset"]))
+        proc = subprocess.run([sys.executable, "-m", "edge.latency", "--stream", str(root / record["path"] / "detector"),
+                               str(path)], capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"stream latency of {record['path']} failed: {proc.stderr[-500:]}")
+        rows.append({"entry": record["path"], **json.loads(proc.stdout)})
+        r = rows[-1]
+        print(f"  {r['entry']}: per hop median {r['per_hop']['median']:.0f} us, p99 {r['per_hop']['p99']:.0f} us "
+              f"(invoke {r['invoke']['median']:.0f} us, Python {r['python_us']:.0f} us), {r['samples_per_second']:,.0f} "
+              "samples/s one sample per push", flush=True)
+    result = {"entries": rows, "machine": runs.machine_info()}
+    if c_array_from is not None:
+        result["c_array"] = _c_array_check(Path(c_array_from), out / "c_array")
+    write_json(out / "stream.json", result)
+    return result
+
+
+def _c_array_check(run_dir: Path, bundle: Path) -> dict:
+    """Export a series run as a c-array bundle (once) and check its C stream detector on the run's test recording."""
+    from edge.micro_series import check_stream_c
+    from training.convert import export_run
+
+    config = runs.load_run(run_dir)[1]
+    if not (bundle / "aezoo_detect.c").is_file():
+        export_run(run_dir, bundle, fmt="c-array", overwrite=bundle.exists())
+    report = {"run": str(run_dir), "dataset": config.dataset,
+              **check_stream_c(bundle, _test_stream(config.dataset) if config.test_data is None else
+                               load_series(config.data_source()).test[0])}
+    print(f"  C stream detector of {run_dir}: {report['agree']} of {report['verdicts']} verdicts agree with LiteRT; "
+          f"model {report['model_bytes']:,} bytes, arena {report['arena_bytes']:,} bytes, ring buffer "
+          f"{report['state_bytes']:,} bytes", flush=True)
+    return report

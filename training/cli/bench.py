@@ -1,4 +1,4 @@
-"""``aezoo bench small-images | vectors | series | series-dev | corruption``: benchmarks that print and record their figures."""
+"""``aezoo bench small-images | vectors | series | series-dev | stream | corruption``: benchmarks that print and record their figures."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def register(sub: Any) -> None:
     d.add_argument("--model", default="conv1d_ae", help="default conv1d_ae")
     d.add_argument("--out", metavar="DIR", default="runs/series_dev", help="default runs/series_dev")
     d.set_defaults(func=_series_dev)
+    st = bsub.add_parser("stream", help="per-hop latency of StreamDetector on every series zoo entry, and the C stream "
+                                        "detector under TFLite Micro",
+                         description="Streams each series entry's test data through edge.StreamDetector in a TensorFlow-free "
+                                     "child process (per-hop median and p99, the interpreter's invoke apart, samples per "
+                                     "second); with --c-array RUN, exports RUN as a c-array bundle and runs its aezoo_detect.c "
+                                     "with the model under TFLite Micro against LiteRT's verdicts.")
+    st.add_argument("--saved-models", metavar="DIR", help="the zoo folder (default: saved_models/)")
+    st.add_argument("--c-array", metavar="RUN", help="a series run folder to export and check as C")
+    st.add_argument("--out", metavar="DIR", default="runs/bench_stream", help="default runs/bench_stream")
+    st.set_defaults(func=_stream)
     c = bsub.add_parser("corruption", help="random single-byte and single-field corruptions of a bundle, through aezoo detect",
                         description="Counts, over --cases corrupted copies of BUNDLE: exit 0 with the intact bundle's "
                                     "verdicts, exit 2 with a one-line error, or anything else.")
@@ -87,6 +97,14 @@ def _series(args: argparse.Namespace) -> int:
     result = series_benchmark(args.out, sets=args.sets, model=args.model)
     print(series_markdown(result))
     print(f"wrote {args.out}/series.json")
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from training.series_bench import stream_benchmark
+
+    stream_benchmark(args.saved_models, c_array_from=args.c_array, out=args.out)
+    print(f"wrote {args.out}/stream.json")
     return 0
 
 

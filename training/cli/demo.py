@@ -1,4 +1,4 @@
-"""``aezoo demo``: the main job end to end on Fashion-MNIST, then a pretrained entry in use."""
+"""``aezoo demo``: the main job end to end on Fashion-MNIST, a pretrained entry in use, then a sensor series streamed."""
 
 from __future__ import annotations
 
@@ -21,20 +21,23 @@ def register(sub: Any) -> None:
         description="Prepare Fashion-MNIST, train the default conv_ae detector (nap score) on one normal class, fine-tune "
                     "it with quantization-aware training, export the int8 detector bundle, run it with edge.Detector on "
                     "test images, print float vs QAT vs int8 vs PCA vs kNN and write the plots; then load the pretrained "
-                    "entry of that class from saved_models/ and use it.")
+                    "entry of that class from saved_models/ and use it; then stream a real sensor test recording "
+                    "through a series detector (edge.StreamDetector) and show its alarms against the labels.")
     p.add_argument("--normal-class", type=int_arg(0, 9), default=0, help="normal class id; default 0 (T-shirt/top)")
     p.add_argument("--epochs", type=int_arg(1, 10_000), help="maximum training epochs; default: the zoo's")
     p.add_argument("--min-steps", type=int_arg(0, 10_000_000), help="least optimizer steps; default: the zoo's")
     p.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs; default: the zoo's")
     p.add_argument("--seed", type=int_arg(0), default=0, help="random seed; default 0")
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder; default runs/demo")
+    p.add_argument("--series", action="store_true",
+                   help="only the sensor-series part: a series detector streaming a real test recording")
     p.set_defaults(func=_demo)
 
 
 def _prepare(k: int) -> tuple[Any, list[str]]:
     from training import data
 
-    print("[1/5] Fashion-MNIST: preparing the data (offline from the local IDX copy when needed)")
+    print("[1/6] Fashion-MNIST: preparing the data (offline from the local IDX copy when needed)")
     data.prepared_builder(DATASET)
     split = data.one_class_split(DATASET, k)
     names = list(split.class_names)
@@ -43,12 +46,10 @@ def _prepare(k: int) -> tuple[Any, list[str]]:
     return split, names
 
 
-def _build_entry(split: Any, out: Path, args: argparse.Namespace) -> dict:
+def _build_entry(split: Any, out: Path, settings: Any) -> dict:
     from training import pipeline, runs
 
-    given = {"epochs": args.epochs, "min_steps": args.min_steps, "qat_epochs": args.qat_epochs, "seed": args.seed}
-    settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
-    print(f"[2/5] {MODEL}: train (up to {settings.epochs} epochs) -> fit its score -> QAT fine-tune "
+    print(f"[2/6] {MODEL}: train (up to {settings.epochs} epochs) -> fit its score -> QAT fine-tune "
           f"({settings.qat_epochs} epochs) -> int8 export -> evaluate float, QAT, int8, PCA and kNN")
     run_dir = out / "run"
     if runs.Run(run_dir).exists():
@@ -65,7 +66,7 @@ def _edge(out: Path, split: Any, names: list[str]) -> tuple[Any, Any, Any]:
 
     import edge
 
-    print("[3/5] edge.Detector (LiteRT, int8, TensorFlow-free) on test images: the first of each class")
+    print("[3/6] edge.Detector (LiteRT, int8, TensorFlow-free) on test images: the first of each class")
     det = edge.Detector.load(out / "entry" / "detector")
     idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])
     images, labels = split.x_test[idx], split.test_labels[idx]
@@ -79,7 +80,7 @@ def _edge(out: Path, split: Any, names: list[str]) -> tuple[Any, Any, Any]:
 
 
 def _comparison(record: dict) -> None:
-    print("[4/5] comparison on the 10,000 test images (everything chosen on normal training/validation images only)")
+    print("[4/6] comparison on the 10,000 test images (everything chosen on normal training/validation images only)")
     m, size, lat = record["metrics"], record["size"], record["latency"]
     rows = [("float Keras", m["float"], f"{size['keras_bytes'] / 1024:.0f} KiB .keras", "-"),
             ("QAT Keras", m["qat"], "-", "-"),
@@ -102,7 +103,7 @@ def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict
     import zoo
     from zoo import pretrained
 
-    print("[5/5] the pretrained zoo (saved_models/)")
+    print("[5/6] the pretrained zoo (saved_models/)")
     root = pretrained.saved_models_dir()
     key = pretrained.entry_key(MODEL, DATASET, k)
     entries = pretrained.read_manifest(root)["entries"]
@@ -127,12 +128,21 @@ def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict
 def _demo(args: argparse.Namespace) -> int:
     from zoo.files import write_json
 
+    from training import pipeline
+    from training.cli.demo_series import series_demo
+
     t_start = time.perf_counter()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the demo's outputs")
+    given = {"epochs": args.epochs, "min_steps": args.min_steps, "qat_epochs": args.qat_epochs, "seed": args.seed}
+    settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
+    if args.series:
+        write_json(out / "series" / "demo.json", series_demo(out / "series", settings))
+        print(f"done in {(time.perf_counter() - t_start) / 60:.1f} min: {out / 'series'}")
+        return 0
     split, names = _prepare(args.normal_class)
-    record = _build_entry(split, out, args)
+    record = _build_entry(split, out, settings)
     reports = record.pop("reports")
     det, images, labels = _edge(out, split, names)
     _comparison(record)
@@ -140,8 +150,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"      plots: {len(plots)} under {out / 'run'} (training curves, reconstructions, score histogram, ROC against "
           "PCA and kNN, latent space)")
     used = _pretrained(args.normal_class, images, labels, names, record)
+    series = series_demo(out / "series", settings, step="[6/6] ")
     seconds = time.perf_counter() - t_start
     write_json(out / "demo.json", {"normal_class": args.normal_class, "entry": record, "pretrained": used, "plots": plots,
+                                   "series": series,
                                    "detector_scores": {names[c]: float(s) for c, s in zip(labels, det.score(images))},
                                    "per_class_int8": reports["int8"]["model"].get("per_class"), "seconds": seconds})
     print(f"done in {seconds / 60:.1f} min: {out / 'entry'} (model.keras, detector/, card.json), {out / 'demo.json'}")
