@@ -1,4 +1,8 @@
-"""Scale out: multi-worker training on loopback workers, and a zoo build in shards merged into one."""
+"""Scale out: multi-worker training on loopback workers, and a zoo build in shards merged into one.
+
+They run on BasicMotions (real sensor series, 40 training series): what they check does not depend on the data, and
+its runs take seconds where Fashion-MNIST's take a minute.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from zoo import pretrained
 from zoo.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--model", "dense_ae", "--score", "mse", "--normal-class", "1", "--epochs", "2", "--min-steps", "0",
-        "--batch-size", "256", "--seed", "0", "--quiet", "--no-plots"]
+DATASET = "basic_motions"
+TINY = ["--model", "dense_ae", "--dataset", DATASET, "--score", "mse", "--normal-class", "1", "--epochs", "2",
+        "--min-steps", "0", "--batch-size", "64", "--seed", "0", "--quiet", "--no-plots"]
 
 
 @pytest.mark.slow
-def test_two_loopback_workers_train_one_run_like_one_process(fashion_mnist_ready, tmp_path):
+def test_two_loopback_workers_train_one_run_like_one_process(tmp_path):
     two = tmp_path / "two"
     proc = subprocess.run([sys.executable, "-m", "training.cli", "train", *TINY, "--workers", "2", "--out", str(two)],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
@@ -69,11 +74,11 @@ def _task_index(pid: int) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(fashion_mnist_ready, tmp_path):
+def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "training.cli", "train", "--model", "dense_ae", "--score", "mse", "--normal-class", "1",
-            "--epochs", "4", "--min-steps", "0", "--patience", "6", "--batch-size", "128", "--seed", "0", "--quiet",
-            "--no-plots", "--workers", "2", "--out", str(out)]
+    argv = [sys.executable, "-m", "training.cli", "train", "--model", "dense_ae", "--dataset", DATASET, "--score", "mse",
+            "--normal-class", "1", "--epochs", "4", "--min-steps", "0", "--patience", "6", "--batch-size", "16", "--seed", "0",
+            "--quiet", "--no-plots", "--workers", "2", "--out", str(out)]
     launcher = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     state = out / "checkpoints" / "state.json"
     deadline = time.monotonic() + 300
@@ -127,14 +132,14 @@ def test_malformed_tf_config_is_a_clear_error(monkeypatch):
 
 
 @pytest.mark.slow
-def test_zoo_build_in_two_shards_merges_into_one_manifest(fashion_mnist_ready, tmp_path, capsys):
-    common = ["zoo", "build", "--models", "dense_ae", "--classes", "0,1", "--epochs", "1", "--min-steps", "0", "--qat-epochs", "1",
-              "--runs", str(tmp_path / "runs")]
+def test_zoo_build_in_two_shards_merges_into_one_manifest(tmp_path, capsys):
+    common = ["zoo", "build", "--dataset", DATASET, "--models", "dense_ae", "--classes", "0,1", "--epochs", "1", "--min-steps",
+              "0", "--qat-epochs", "1", "--runs", str(tmp_path / "runs")]
     for i in (1, 2):
         assert main([*common, "--shard", f"{i}/2", "--saved-models", str(tmp_path / f"shard{i}")]) == 0
     one = json.loads((tmp_path / "shard1" / "manifest.json").read_text())["entries"]
     two = json.loads((tmp_path / "shard2" / "manifest.json").read_text())["entries"]
-    assert sorted(one) == ["dense_ae/fashion_mnist/class_0"] and sorted(two) == ["dense_ae/fashion_mnist/class_1"]
+    assert sorted(one) == [f"dense_ae/{DATASET}/class_0"] and sorted(two) == [f"dense_ae/{DATASET}/class_1"]
     assert main(["zoo", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--into", str(tmp_path / "all")]) == 0
     merged = pretrained.read_manifest(tmp_path / "all")["entries"]
     assert merged == {**one, **two}

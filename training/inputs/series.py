@@ -120,7 +120,9 @@ class SeriesUnit(InputUnit):
         return source.name in named.DATASETS or source.test_data is not None
 
     def class_names(self, source: Source) -> list[str]:
-        return load_series(source).class_names
+        # A named set's names are metadata: reading its data here would start TensorFlow before a
+        # distribution strategy can configure its collective ops.
+        return named.class_names(source.name) if source.name in named.DATASETS else load_series(source).class_names
 
     def describe(self, source: Source) -> dict:
         if source.name in named.DATASETS:
