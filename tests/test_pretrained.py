@@ -20,15 +20,18 @@ from training.cli import main
 from zoo.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
-KEY = "conv_ae/fashion_mnist/class_0"
+# The tiny build runs on BasicMotions (real sensor series): seconds where a Fashion-MNIST entry takes a minute; the
+# image entries are checked on the repository's zoo below (and the demo builds one).
+DATASET, MODEL = "basic_motions", "conv1d_ae"
+KEY = f"{MODEL}/{DATASET}/class_0"
 
 
 @pytest.fixture(scope="module")
-def tiny_zoo(fashion_mnist_ready, tmp_path_factory) -> Path:
-    """A real one-entry zoo: conv_ae, class 0, 1 training epoch, 1 QAT epoch, built through the CLI."""
+def tiny_zoo(tmp_path_factory) -> Path:
+    """A real one-entry zoo: conv1d_ae on BasicMotions, class 0, 1 training epoch, 1 QAT epoch, built through the CLI."""
     base = tmp_path_factory.mktemp("zoo")
     root = base / "saved_models"
-    code = main(["zoo", "build", "--dataset", "fashion_mnist", "--models", "conv_ae", "--classes", "0", "--epochs", "1",
+    code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "1",
                  "--min-steps", "0", "--patience", "1", "--qat-epochs", "1", "--runs", str(base / "runs"), "--saved-models", str(root)])
     assert code == 0
     return root
@@ -47,11 +50,11 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
     assert list(manifest["entries"]) == [KEY]
     e = manifest["entries"][KEY]
     entry_dir = tiny_zoo / KEY
-    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)  # conv_ae scores with nap: score.npz is there
+    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)  # conv1d_ae scores with nap: score.npz is there
     for name, want in e["files"].items():
         assert (entry_dir / name).stat().st_size == want["bytes"]
     assert not pretrained.entry_problems(e, tiny_zoo)
-    for kind in ("float", "qat", "int8", "pca", "knn"):
+    for kind in ("float", "qat", "int8", "pca", "knn", "iforest"):
         assert 0.5 < e["metrics"][kind]["auroc"] <= 1 and 0 < e["metrics"][kind]["auprc"] <= 1
         assert 0 <= e["metrics"][kind]["recall_at_fpr"]["0.05"]["recall"] <= 1
     assert e["score"] == "nap" and e["threshold"]["int8"]["value"] > 0
@@ -77,22 +80,22 @@ def test_load_and_from_zoo(tiny_zoo, monkeypatch):
     from edge import Detector
 
     monkeypatch.setenv(pretrained.ENV, str(tiny_zoo))
-    model = zoo.load("conv_ae", dataset="fashion_mnist", normal_class=0)
-    assert model.name == "conv_ae" and model.input_shape == (None, 28, 28, 1)
-    det = Detector.from_zoo("conv_ae", dataset="fashion_mnist", normal_class=0)
+    model = zoo.load(MODEL, dataset=DATASET, normal_class=0)
+    assert model.name == MODEL and model.input_shape == (None, 64, 6)
+    det = Detector.from_zoo(MODEL, dataset=DATASET, normal_class=0)
     e = zoo.list_pretrained()[0]
     assert det.threshold_ == e["threshold"]["int8"]["value"]
-    with pytest.raises(UserError, match=r"no pretrained entry conv_ae/fashion_mnist/class_3.*conv_ae/fashion_mnist classes \[0\]"):
-        zoo.load("conv_ae", normal_class=3)
-    with pytest.raises(UserError, match="Did you mean 'conv_ae'"):
-        Detector.from_zoo("conv_aee")
+    with pytest.raises(UserError, match=rf"no pretrained entry {MODEL}/{DATASET}/class_3.*{MODEL}/{DATASET} classes \[0\]"):
+        zoo.load(MODEL, dataset=DATASET, normal_class=3)
+    with pytest.raises(UserError, match=f"Did you mean '{MODEL}'"):
+        Detector.from_zoo(MODEL + "e", dataset=DATASET)
 
 
 def test_from_zoo_runs_without_tensorflow(tiny_zoo):
     code = ("import sys, numpy as np\n"
             "from edge import Detector\n"
-            "d = Detector.from_zoo('conv_ae', dataset='fashion_mnist', normal_class=0)\n"
-            "s = d.score(np.zeros((3, 28, 28, 1), np.float32))\n"
+            f"d = Detector.from_zoo({MODEL!r}, dataset={DATASET!r}, normal_class=0)\n"
+            "s = d.score(np.zeros((3, 64, 6), np.float32))\n"
             "assert s.shape == (3,)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')]\n"
             "assert not bad, bad\n"
@@ -107,32 +110,32 @@ def _expect(exc, path: str, what: str, e: dict) -> None:
     msg = str(exc.value)
     assert path in msg and what in msg, msg
     assert e["files"][path.split(f"{KEY}/")[1]]["sha256"] in msg
-    assert "aezoo zoo build --dataset fashion_mnist --models conv_ae --classes 0" in msg and "git checkout" in msg
+    assert f"aezoo zoo build --dataset {DATASET} --models {MODEL} --classes 0" in msg and "git checkout" in msg
 
 
 def test_altered_truncated_missing_files_are_refused(damaged):
     import zoo
     from edge import Detector
 
-    e = pretrained.get_entry("conv_ae", root=damaged)
+    e = pretrained.get_entry(MODEL, DATASET, root=damaged)
     tfl = damaged / KEY / "detector" / "model.tflite"
     data = bytearray(tfl.read_bytes())
     data[len(data) // 2] ^= 0xFF
     tfl.write_bytes(bytes(data))
     with pytest.raises(UserError) as exc:
-        Detector.from_zoo("conv_ae", root=damaged)
+        Detector.from_zoo(MODEL, DATASET, root=damaged)
     _expect(exc, f"{KEY}/detector/model.tflite", "altered", e)
     assert pretrained.sha256_file(tfl) in str(exc.value)  # the actual hash
 
     keras_file = damaged / KEY / "model.keras"
     keras_file.write_bytes(keras_file.read_bytes()[:1000])
     with pytest.raises(UserError) as exc:
-        zoo.load("conv_ae", root=damaged)
+        zoo.load(MODEL, dataset=DATASET, root=damaged)
     _expect(exc, f"{KEY}/model.keras", "truncated", e)
 
     (damaged / KEY / "detector" / "detector.json").unlink()
     with pytest.raises(UserError) as exc:
-        Detector.from_zoo("conv_ae", root=damaged)
+        Detector.from_zoo(MODEL, DATASET, root=damaged)
     _expect(exc, f"{KEY}/detector/detector.json", "missing", e)
 
     assert len(pretrained.check_entry(KEY, damaged)) == 3  # so `zoo build` would rebuild it
@@ -141,7 +144,7 @@ def test_altered_truncated_missing_files_are_refused(damaged):
 
 def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
     before = json.loads((tiny_zoo / "manifest.json").read_text())["entries"]
-    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "1", "--min-steps", "0",
+    code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "1", "--min-steps", "0",
                  "--patience", "1", "--qat-epochs", "1",
                  "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo)])
     assert code == 0
@@ -154,12 +157,13 @@ def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
 def test_list_and_table(tiny_zoo, tmp_path, capsys):
     assert main(["zoo", "list", "--saved-models", str(tiny_zoo)]) == 0
     out = capsys.readouterr().out
-    e = pretrained.get_entry("conv_ae", root=tiny_zoo)
+    e = pretrained.get_entry(MODEL, DATASET, root=tiny_zoo)
     assert KEY in out and f"{e['metrics']['int8']['auroc']:.4f}" in out
     table = pretrained.zoo_table(root=tiny_zoo)
-    assert f"| conv_ae | nap | {e['metrics']['int8']['auroc']:.3f} |" in table
-    assert f"| PCA (90% variance) | pixel error | {e['metrics']['pca']['auroc']:.3f} |" in table
-    assert f"| kNN on pixels (k=5) | distance | {e['metrics']['knn']['auroc']:.3f} |" in table
+    assert f"| {MODEL} | nap | {e['metrics']['int8']['auroc']:.3f} |" in table
+    assert f"| PCA (90% variance) | reconstruction error | {e['metrics']['pca']['auroc']:.3f} |" in table
+    assert f"| kNN (k=5) | distance | {e['metrics']['knn']['auroc']:.3f} |" in table
+    assert f"| IsolationForest (200 trees) | path length | {e['metrics']['iforest']['auroc']:.3f} |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Pretrained zoo\n\n{pretrained.TABLE_START}\nold\n{pretrained.TABLE_END}\n\nrest\n")
     assert main(["zoo", "table", "--saved-models", str(tiny_zoo), "--write", str(readme)]) == 0
@@ -184,7 +188,7 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
     """Re-evaluate up to two entries' int8 detectors on the real test split; they must give the manifest's numbers."""
     from edge import Detector
     from training.data import one_class_split
-    from training.evaluate import evaluate_split
+    from training.evaluate import OnDevice, evaluate_split
 
     root = tiny_zoo if which == "tiny" else REPO / "saved_models"
     records = pretrained.list_pretrained(root=root)
@@ -194,7 +198,7 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
     for e in sample:
         det = Detector.from_zoo(e["model"], dataset=e["dataset"], normal_class=e["normal_class"], root=root)
         split = one_class_split(e["dataset"], e["normal_class"])
-        report = evaluate_split(det, split, plots=False)
+        report = evaluate_split(OnDevice(det), split, plots=False)  # raw inputs, as a device passes them
         for key in ("auroc", "auprc", "f1", "fpr"):
             assert report["model"][key] == pytest.approx(e["metrics"]["int8"][key], abs=1e-9), (e["path"], key)
         for baseline in ("pca", "knn"):
@@ -232,6 +236,7 @@ def test_checks_that_would_pass_on_nothing_fail(tmp_path, capsys):
 
 def test_the_build_refuses_a_finished_run_of_other_settings(tiny_zoo, capsys):
     """The runs folder holds a finished run made with 1 epoch: asking for 2 epochs must not silently reuse it."""
-    code = main(["zoo", "build", "--models", "conv_ae", "--classes", "0", "--epochs", "2", "--min-steps", "0", "--qat-epochs", "1", "--force",
+    code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "2", "--min-steps", "0",
+                 "--qat-epochs", "1", "--force",
                  "--runs", str(tiny_zoo.parent / "runs"), "--saved-models", str(tiny_zoo.parent / "other")])
     assert code == 2 and "trained with other settings" in capsys.readouterr().err
