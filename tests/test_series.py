@@ -212,6 +212,14 @@ def test_series_set_split_is_the_one_class_protocol(tmp_path):
     assert split.unit_scores(np.ones(len(split.x_test)), "test").shape == (24,)
 
 
+def test_a_recording_has_one_normal_class_a_set_has_every_class(tmp_path, recording_files):
+    train, _ = recording_files
+    assert data.normal_classes(str(train)) == [0] and data.normal_classes("kdd_tsad_135") == [0]
+    assert data.normal_classes("basic_motions") == [0, 1, 2, 3]
+    with pytest.raises(UserError, match=r"must be 0 \(a recording has one normal class\)"):
+        data.check_source("kdd_tsad_135", 1)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda d, tr, te: data.Source(str(tr), test_data=str(te), window=2000), "longer than the shortest series"),
     (lambda d, tr, te: data.Source(str(tr), test_data=str(te), window=40, hop=50), "hop must not exceed the window"),

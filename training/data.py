@@ -47,10 +47,17 @@ def check_source(dataset: Any, normal_class: Any = None) -> Source:
     """Raise UserError unless the dataset exists and ``normal_class`` (when given) is one of its class ids."""
     source = as_source(dataset)
     if normal_class is not None:
-        n = len(class_names(source))
+        n = len(normal_classes(source))
         if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)) or not 0 <= normal_class < n:
-            raise UserError(f"normal class must be an integer in 0..{n - 1} for {source.name}. Received: normal_class={normal_class!r}")
+            which = f"an integer in 0..{n - 1}" if n > 1 else "0 (a recording has one normal class)"
+            raise UserError(f"normal class must be {which} for {source.name}. Received: normal_class={normal_class!r}")
     return source
+
+
+def normal_classes(dataset: Any) -> list[int]:
+    """The class ids that can be the normal class of the one-class protocol: every class, or 0 for a recording."""
+    source = as_source(dataset)
+    return list(range(source.unit.normal_class_count(source)))
 
 
 def load_split(dataset: Any, split: str, *, data_dir: str | os.PathLike | None = None) -> tuple[Any, np.ndarray]:

@@ -278,7 +278,7 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     for name in models:
         zoo.model_info(name)  # unknown names fail before any training
     names = data.class_names(dataset)
-    classes = list(range(len(names))) if classes is None else [int(k) for k in classes]
+    classes = data.normal_classes(dataset) if classes is None else [int(k) for k in classes]
     for k in classes:
         data.check_source(dataset, k)
     t_build = time.perf_counter()

@@ -140,7 +140,7 @@ def series_benchmark(out: str | Path = "runs/bench_series", *, sets: Sequence[st
     for dataset in sets:
         names = data.class_names(dataset)
         rows = []
-        for k in range(len(names) if load_series(data.Source(dataset)).form == "set" else 1):
+        for k in data.normal_classes(dataset):
             rows.append(_entry(dataset, k, out / dataset / f"class_{k}", model, train_args))
             m = rows[-1]["metrics"]
             print(f"  {dataset} class {k} ({names[k]}): " + "  ".join(f"{w} {m[w]['auroc']:.3f}" for w in WHO if w in m),

@@ -292,6 +292,10 @@ class InputUnit:
         """Where the data is, the input shape, split sizes and classes."""
         raise NotImplementedError
 
+    def normal_class_count(self, source: Source) -> int:
+        """How many classes (0..n-1) can be the normal one: all of them unless the kind says otherwise."""
+        return len(self.class_names(source))
+
     def one_class_split(self, source: Source, normal_class: int) -> OneClassSplit:
         """The one-class split of PROTOCOL.md, preprocessing fitted on the normal training inputs only."""
         raise NotImplementedError

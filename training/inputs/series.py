@@ -124,6 +124,10 @@ class SeriesUnit(InputUnit):
         # distribution strategy can configure its collective ops.
         return named.class_names(source.name) if source.name in named.DATASETS else load_series(source).class_names
 
+    def normal_class_count(self, source: Source) -> int:
+        # A recording's classes are its sample labels (normal, anomaly): only "normal" trains a detector.
+        return 1 if _form(source) == "recording" else len(self.class_names(source))
+
     def describe(self, source: Source) -> dict:
         if source.name in named.DATASETS:
             return named.describe(source.name, source.data_dir)
