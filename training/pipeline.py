@@ -101,7 +101,7 @@ def _quantize(detector: Any, split: Any, settings: EntrySettings, verbose: Any) 
 
 
 def _speed(bundle: Path, x: np.ndarray) -> dict:
-    """Batch-1 latency (Detector and bare invoke) on ``x[0]`` and throughput on 1,000 of ``x``, of a bundle.
+    """Batch-1 latency (Detector and bare invoke) on ``x[0]`` and throughput on 1,000 of ``x`` (model inputs), of a bundle.
 
     Measured in a child process that imports no TensorFlow (``python -m edge.latency``), as on a device.
     """
@@ -110,8 +110,12 @@ def _speed(bundle: Path, x: np.ndarray) -> dict:
     import sys
     import tempfile
 
+    from edge.bundle import read_bundle
+    from edge.inputs import for_spec
+
+    device_inputs = for_spec(read_bundle(bundle)[1]).to_device(np.asarray(x[:1000], np.float32))  # raw, as a device reads
     with tempfile.TemporaryDirectory(prefix="aezoo-latency-") as tmp:
-        np.save(Path(tmp) / "x.npy", np.asarray(x[:1000], np.float32))
+        np.save(Path(tmp) / "x.npy", device_inputs)
         proc = subprocess.run([sys.executable, "-m", "edge.latency", str(bundle), str(Path(tmp) / "x.npy"),
                                str(LATENCY_ITERATIONS)], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
@@ -274,7 +278,8 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
 
     settings = (settings or EntrySettings()).validate()
     root = pretrained.saved_models_dir(root)
-    models = list(models) if models else zoo.list_models()
+    kind = data.as_source(dataset).kind
+    models = list(models) if models else [m for m in zoo.list_models() if kind in zoo.model_info(m).input_kinds]
     for name in models:
         zoo.model_info(name)  # unknown names fail before any training
     names = data.class_names(dataset)
@@ -322,12 +327,15 @@ def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] |
     from training import data
 
     root = pretrained.saved_models_dir(root, must_exist=True)
-    updated = []
+    updated, inputs = [], {}
     for record in pretrained.list_pretrained(root=root):
         if models and record["model"] not in models:
             continue
         entry = pretrained.verify_entry(record, root)
-        speed = _speed(entry / "detector", data.load_split(record["dataset"], "test")[0])  # decoded once per dataset
+        key = (record["dataset"], record["normal_class"] if data.as_source(record["dataset"]).kind == "series" else 0)
+        if key not in inputs:  # decoded once per dataset (series: per class, whose standardization the windows carry)
+            inputs[key] = data.one_class_split(*key).x_test[:1000]
+        speed = _speed(entry / "detector", inputs[key])
         card = runs.read_json(entry / "card.json", "the model card")
         for doc in (record, card):
             doc.update(latency=speed["latency"], throughput_per_second=speed["throughput_per_second"], machine=runs.machine_info())
