@@ -104,8 +104,11 @@ def stream_latency(bundle: str, recording: np.ndarray, *, repeats: int = 3) -> d
     for row in x:
         stream.push(row)
     seconds = time.perf_counter() - t0
+    import sys
+
     return {"per_hop": per_hop, "invoke": invoke, "python_us": per_hop["median"] - invoke["median"], "window": w,
-            "hop": hop, "samples_per_second": round(len(x) / seconds, 1), "samples": int(len(x)), "threads": 1}
+            "hop": hop, "samples_per_second": round(len(x) / seconds, 1), "samples": int(len(x)), "threads": 1,
+            "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,13 +4,16 @@
 an aligned ``const unsigned char`` array and its length. ``check_micro`` runs the
 model under the TFLite Micro Python interpreter (package ``tflite-micro``) in a
 child process, because TFLite Micro aborts the whole process (segfault) when the
-tensor arena is too small.
+tensor arena is too small. ``check_stream_c`` compiles a series bundle's C stream
+detector (``edge.micro_series``) and runs it on a recording with the model under TFLite
+Micro, against ``edge.StreamDetector``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -266,3 +269,126 @@ def _litert_outputs(tflite: bytes, inputs: np.ndarray, *, delegates: bool) -> li
         for k, idx in enumerate(out_idx):
             outs[k].append(lite.get_tensor(idx).copy())
     return [np.concatenate(o) for o in outs]
+
+
+# -- the series detector in C (edge/micro_series.py) on a recording ----------------------------------------------
+
+_STREAM_CHILD = r"""
+import ctypes, json, sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+lib_path, model_path, arena, rec_path, n_out, in_size, out_sizes, raw_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), json.loads(sys.argv[7]), sys.argv[8]
+lib = ctypes.CDLL(lib_path)
+interp = runtime.Interpreter.from_bytes(open(model_path, "rb").read(), arena_size=arena)
+inp = np.zeros(in_size, np.int8)
+outs = [np.zeros(n, np.int8) for n in out_sizes]
+ptrs = (ctypes.POINTER(ctypes.c_int8) * n_out)(*[o.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)) for o in outs])
+shape = interp.get_input_details(0)["shape"]
+
+@ctypes.CFUNCTYPE(ctypes.c_int)
+def invoke():
+    interp.set_input(inp.reshape(shape), 0)
+    interp.invoke()
+    for k in range(n_out):
+        outs[k][:] = np.asarray(interp.get_output(k)).reshape(-1)
+    return 0
+
+lib.aezoo_detect_bind(inp.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)), ptrs, invoke)
+lib.aezoo_detect.restype = ctypes.c_int
+rec = np.ascontiguousarray(np.load(rec_path), np.float32)
+score = ctypes.c_double()
+rows, raw, inputs = [], [[] for _ in outs], []
+for t in range(len(rec)):
+    v = lib.aezoo_detect(rec[t].ctypes.data_as(ctypes.POINTER(ctypes.c_float)), ctypes.byref(score))
+    if v == -2 or v == -3:
+        raise SystemExit(f"aezoo_detect returned {v} at sample {t}")
+    if v >= 0:
+        rows.append([t, score.value, v])
+        inputs.append(inp.copy())
+        for k, o in enumerate(outs):
+            raw[k].append(o.copy())
+np.savez(raw_path, *[np.array(r) for r in raw], inputs=np.array(inputs))
+json.dump(rows, sys.stdout)
+"""
+
+
+def check_stream_c(bundle: str | Path, recording: np.ndarray, *, timeout: float = 600.0) -> dict:
+    """Compile a c-array series bundle's ``aezoo_detect.c`` and run it on ``recording`` [T, C] with the model under
+    TFLite Micro; compare each verdict and score with ``edge.StreamDetector`` (LiteRT, the bundle's kernels).
+
+    Returns ``{"verdicts", "agree", "anomalies", "max_score_diff", "relative_score_diff", "inputs_equal",
+    "max_c_vs_numpy_on_micro_outputs", "state_bytes", "arena_bytes", "model_bytes", "compiler"}``: the score
+    differences are C on TFLite Micro against LiteRT (kernels round differently), and C against ``edge.scoring``
+    on the same TFLite Micro outputs (the C code's own error, relative); ``inputs_equal``: the C code wrote the int8
+    input tensor ``edge.Detector`` quantizes, window for window.
+    """
+    from edge.micro_series import NAME
+    from edge.stream import StreamDetector
+
+    bundle = Path(bundle)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise UserError("checking the C stream detector needs a C compiler (cc or gcc) on PATH")
+    spec = json.loads((bundle / "detector.json").read_text())
+    if not (bundle / f"{NAME}.c").is_file() or "micro" not in spec:
+        raise UserError(f"{bundle} has no {NAME}.c: export the series run with --format c-array")
+    stream = StreamDetector.load(bundle)
+    x = stream.input.recording(recording)
+    expected = [(v.end, v.score, int(v.anomaly)) for v in stream.push(x)]
+    with tempfile.TemporaryDirectory(prefix="aezoo-cstream-") as tmp:
+        lib = Path(tmp) / "libaezoo_detect.so"
+        build = [cc, "-std=c99", "-O2", "-Wall", "-Werror", "-ffp-contract=off", "-shared", "-fPIC",
+                 str(bundle / f"{NAME}.c"), "-o", str(lib), "-lm"]
+        proc = subprocess.run(build, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"the C stream detector did not compile: {proc.stderr.strip()[-800:]}")
+        np.save(Path(tmp) / "rec.npy", x)
+        out_sizes = [int(np.prod(o["shape"])) for o in spec["outputs"]]
+        arena = int(spec["micro"]["arena_bytes"]) + 1024
+        proc = subprocess.run([sys.executable, "-c", _STREAM_CHILD, str(lib), str(bundle / spec["model"]["file"]), str(arena),
+                               str(Path(tmp) / "rec.npy"), str(len(out_sizes)), str(int(np.prod(spec["input"]["shape"]))),
+                               json.dumps(out_sizes), str(Path(tmp) / "raw.npz")], capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            raise UserError(f"the C stream detector failed under TFLite Micro: {proc.stderr.strip()[-800:]}")
+        with np.load(Path(tmp) / "raw.npz") as raw:
+            micro_outputs = [raw[f"arr_{k}"] for k in range(len(out_sizes))]
+            c_inputs = raw["inputs"]
+    got = json.loads(proc.stdout)
+    if [r[0] for r in got] != [e[0] for e in expected]:
+        raise UserError(f"the C stream detector gave verdicts at other samples than StreamDetector: "
+                        f"{[r[0] for r in got][:5]}... vs {[e[0] for e in expected][:5]}...")
+    diffs = [abs(g[1] - e[1]) for g, e in zip(got, expected)]
+    t = float(spec["threshold"]["value"])
+    return {"verdicts": len(got), "agree": sum(g[2] == e[2] for g, e in zip(got, expected)),
+            "anomalies": sum(g[2] for g in got), "max_score_diff": max(diffs, default=0.0),
+            "relative_score_diff": max(diffs, default=0.0) / abs(t) if t else None,
+            "inputs_equal": _same_inputs(stream, x, c_inputs),
+            "max_c_vs_numpy_on_micro_outputs": _c_vs_numpy(stream, x, micro_outputs, [g[1] for g in got]),
+            "state_bytes": 4 * stream.window * stream.channels, "arena_bytes": int(spec["micro"]["arena_bytes"]),
+            "model_bytes": int(spec["model"]["bytes"]), "compiler": Path(cc).name}
+
+
+def _windows(stream, x: np.ndarray) -> np.ndarray:
+    from edge.inputs import sliding_windows
+
+    return sliding_windows(x, stream.window, stream.hop)[0]
+
+
+def _same_inputs(stream, x: np.ndarray, c_inputs: np.ndarray) -> bool:
+    """True when every int8 input tensor the C code wrote is the one ``edge.Detector`` quantizes for that window."""
+    host = stream.detector.quantize(_windows(stream, x))
+    return bool(np.array_equal(host.reshape(len(host), -1), c_inputs.reshape(len(c_inputs), -1)))
+
+
+def _c_vs_numpy(stream, x: np.ndarray, micro_outputs: list[np.ndarray], c_scores: list[float]) -> float:
+    """Largest relative difference of the C scores and ``edge.scoring`` on the very outputs TFLite Micro gave."""
+    from edge.scoring import compute
+
+    det = stream.detector
+    windows = det.prepare(_windows(stream, x))
+    outs = {name: (raw.astype(np.float64).reshape(len(raw), *o["shape"]) - zero) * scale
+            for (name, _, (scale, zero)), raw, o in zip(det._outs, micro_outputs, det.spec["outputs"])}
+    ref = compute(det.score_kind, windows, outs, det.score_params)
+    return float(np.max(np.abs(ref - np.asarray(c_scores)) / np.maximum(np.abs(ref), 1e-12))) if len(ref) else 0.0

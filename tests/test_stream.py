@@ -191,7 +191,7 @@ def test_stream_finds_named_columns_in_any_order(series_bundle, tmp_path, capsys
 
 @pytest.mark.slow
 def test_the_c_stream_detector_compiles_runs_under_tflite_micro_and_agrees_with_litert(series_bundle, tmp_path):
-    from edge.micro_series import check_stream_c
+    from edge.micro import check_stream_c
     from training.convert import export_run
 
     bundle = export_run(Path(series_bundle).parent / "run", tmp_path / "micro", fmt="c-array")

@@ -232,7 +232,7 @@ def stream_benchmark(root: str | Path | None = None, *, c_array_from: str | Path
 
 def _c_array_check(run_dir: Path, bundle: Path) -> dict:
     """Export a series run as a c-array bundle (once) and check its C stream detector on the run's test recording."""
-    from edge.micro_series import check_stream_c
+    from edge.micro import check_stream_c
     from training.convert import export_run
 
     config = runs.load_run(run_dir)[1]
