@@ -35,18 +35,19 @@ def _detector(out: Path, settings: Any) -> tuple[Any, str]:
                                                              f"{record['metrics']['int8']['auroc']:.3f})"
 
 
-def alarms(verdicts: list) -> list[tuple[int, int, float]]:
-    """Runs of consecutive anomalous verdicts as (first sample covered, last sample covered, peak score)."""
+def alarms(verdicts: list) -> list[tuple[int, int, int, float]]:
+    """Runs of consecutive anomalous verdicts as (sample it was raised at, first and last sample its windows cover,
+    peak score)."""
     out: list[list] = []
     previous = None
     for v in verdicts:
         if v.anomaly:
             if previous is not None and previous.anomaly:
-                out[-1][1], out[-1][2] = v.end, max(out[-1][2], v.score)
+                out[-1][2], out[-1][3] = v.end, max(out[-1][3], v.score)
             else:
-                out.append([v.start, v.end, v.score])
+                out.append([v.end, v.start, v.end, v.score])
         previous = v
-    return [(int(a), int(b), float(s)) for a, b, s in out]
+    return [(int(r), int(a), int(b), float(s)) for r, a, b, s in out]
 
 
 def series_demo(out: Path, settings: Any, step: str = "") -> dict:
@@ -72,12 +73,13 @@ def series_demo(out: Path, settings: Any, step: str = "") -> dict:
     print(f"      streamed {len(signal)} samples one by one: {len(verdicts)} verdicts in {seconds * 1e3:.0f} ms "
           f"({len(signal) / seconds:,.0f} samples/s), {len(found)} alarm(s):")
     hits, hidden = set(), 0
-    for i, (a, b, peak) in enumerate(found):
+    for i, (raised, a, b, peak) in enumerate(found):
         touched = [e for e in labelled if a <= e[1] and e[0] <= b]
         hits.update(touched)
-        what = f"overlaps the labelled anomaly {touched[0][0]}..{touched[0][1]}" if touched else "false alarm"
+        what = (f"its windows cover the labelled anomaly {touched[0][0]}..{touched[0][1]} (raised {raised - touched[0][0]} "
+                "samples after it began)" if touched else "false alarm")
         if i < MAX_SHOWN or touched:
-            print(f"        samples {a}..{b}, peak score {peak:.5g}: {what}")
+            print(f"        raised at sample {raised} (windows over {a}..{b}), peak score {peak:.5g}: {what}")
         else:
             hidden += 1
     if hidden:
@@ -94,6 +96,6 @@ def series_demo(out: Path, settings: Any, step: str = "") -> dict:
     print(f"      plot: {png}")
     return {"dataset": DATASET, "detector": origin, "samples": len(signal), "window": stream.window, "hop": stream.hop,
             "verdicts": len(verdicts), "alarms": found,
-            "events": labelled, "events_found": len(hits), "false_alarms": sum(1 for a, b, _ in found
-                                                                               if not any(a <= e[1] and e[0] <= b for e in labelled)),
+            "events": labelled, "events_found": len(hits),
+            "false_alarms": sum(1 for _, a, b, _ in found if not any(a <= e[1] and e[0] <= b for e in labelled)),
             "samples_per_second": len(signal) / seconds, "plot": str(png)}
