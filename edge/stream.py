@@ -122,7 +122,7 @@ class StreamDetector:
         first = min(len(x), w - pos)
         ring[pos : pos + first] = x[:first]
         ring[pos + w : pos + w + first] = x[:first]
-        rest = len(x) - first  # at most hop - 1 <= window - 1, so one wrap
+        rest = len(x) - first  # fewer than a window (a chunk never runs past the next window), so one wrap
         if rest:
             ring[:rest] = x[first:]
             ring[w : w + rest] = x[first:]

@@ -332,8 +332,8 @@ def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] |
         if models and record["model"] not in models:
             continue
         entry = pretrained.verify_entry(record, root)
-        key = (record["dataset"], record["normal_class"] if data.as_source(record["dataset"]).kind == "series" else 0)
-        if key not in inputs:  # decoded once per dataset (series: per class, whose standardization the windows carry)
+        key = (record["dataset"], record["normal_class"])  # a class's test inputs carry its own standardization
+        if key not in inputs:
             inputs[key] = data.one_class_split(*key).x_test[:1000]
         speed = _speed(entry / "detector", inputs[key])
         card = runs.read_json(entry / "card.json", "the model card")
