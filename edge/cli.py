@@ -108,6 +108,9 @@ def register(sub: Any) -> None:
     p.add_argument("--on-bad-line", choices=("stop", "skip"), default="stop",
                    help="with --stream: a line that is not a sample stops the run (exit 2) or is reported and skipped "
                         "(default: stop)")
+    p.add_argument("--header", metavar="COLUMNS",
+                   help="with --stream: the comma-separated column names of a stream without a header line, e.g. "
+                        "timestamp,value,is_anomaly (tail -f starts inside a file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
@@ -125,7 +128,11 @@ def detect(args: argparse.Namespace) -> int:
             raise UserError(f"give input FILES or --stream, not both. Received: {len(args.files)} file(s) and --stream {args.stream}")
         from edge.stream import run_stream
 
-        return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads)
+        header = args.header.split(",") if args.header else None
+        return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads,
+                          header=header)
+    if args.header:
+        raise UserError("--header names the columns of a --stream; files name theirs in their first line")
     if not args.files:
         raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
     detector = Detector.load(args.bundle, num_threads=args.threads)

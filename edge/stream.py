@@ -165,22 +165,29 @@ class CsvStream:
     channels are found by name (in any order) and must be the bundle's.
     """
 
-    def __init__(self, channel_names: list[str]):
-        """Parse lines for a bundle whose channels are ``channel_names`` (``preprocessing.channel_names``)."""
+    def __init__(self, channel_names: list[str], header: list[str] | None = None):
+        """Parse lines for a bundle whose channels are ``channel_names`` (``preprocessing.channel_names``).
+
+        ``header`` names the columns of a stream that has no header line (``tail -f`` starts
+        inside a file); every line is then data.
+        """
         self.names = list(channel_names)
         self._columns: list[int] | None = None
         self._t_col = self._y_col = None
         self._width, self._header_names = len(self.names), self.names
         self._line = 0
+        self._given = [h.strip() for h in header] if header is not None else None
+        if self._given is not None:
+            self._header(self._given)
 
     def rows(self, lines: Iterable[str]) -> Iterator[Row | UserError]:
         """Yield each data line as a :class:`Row`, or a UserError naming the line (the caller skips or stops)."""
         for text in lines:
             self._line += 1
             cells = next(csv.reader([text.lstrip("\ufeff") if self._line == 1 else text]), [])
-            if not any(c.strip() for c in cells):
-                continue
-            if self._columns is None and not any(is_number(c) for c in cells):
+            if not any(c.strip() for c in cells) or [c.strip() for c in cells] == self._given:
+                continue  # blank, or the header line that --header named already
+            if self._columns is None and not any(is_number(c) for c in cells):  # a header line, unless --header said
                 self._header([c.strip() for c in cells])  # a bad header stops the stream: nothing else can be read
                 continue
             if self._columns is None:
@@ -196,7 +203,8 @@ class CsvStream:
         self._y_col = lower.index(ANOMALY_COLUMN) if ANOMALY_COLUMN in lower else None
         given = [h for j, h in enumerate(header) if j not in (self._t_col, self._y_col)]
         if sorted(given) != sorted(self.names):
-            raise UserError(f"line {self._line}: the header's channels are not the bundle's. Expected {self.names} (and "
+            where = f"line {self._line}: the header's" if self._line else "--header:"
+            raise UserError(f"{where} channels are not the bundle's. Expected {self.names} (and "
                             f"optionally {TIMESTAMP_COLUMN!r}, {ANOMALY_COLUMN!r}). Received: {header}")
         self._columns = [header.index(n) for n in self.names]
         self._width, self._header_names = len(header), header
@@ -239,17 +247,19 @@ def _lines(source: str) -> Iterator[str]:
     return lines()
 
 
-def run_stream(bundle: str, source: str, *, as_json: bool = False, on_bad_line: str = "stop", threads: int = 1) -> int:
+def run_stream(bundle: str, source: str, *, as_json: bool = False, on_bad_line: str = "stop", threads: int = 1,
+               header: list[str] | None = None) -> int:
     """``aezoo detect BUNDLE --stream FILE|-``: one printed, flushed line per hop; 0 at the end of input or on Ctrl-C.
 
     A bad line stops the run with a UserError naming it (``on_bad_line="stop"``) or is
-    reported on standard error and skipped (``"skip"``).
+    reported on standard error and skipped (``"skip"``). ``header``: the column names of a
+    stream without a header line.
     """
     import sys
 
     stream = StreamDetector.load(bundle, num_threads=threads)
     det = stream.detector
-    parser = CsvStream(det.input.pre["channel_names"])
+    parser = CsvStream(det.input.pre["channel_names"], header)
     print(f"aezoo detect: streaming {source if source != '-' else 'standard input'} into {bundle}: windows of "
           f"{stream.window} samples every {stream.hop}; the first verdict after {stream.first_verdict_after} samples",
           file=sys.stderr, flush=True)
@@ -285,5 +295,5 @@ def _line(v: Verdict, row: Row, score_kind: str, as_json: bool) -> str:
         doc = {"sample": v.end, "window_start": v.start, "line": row.line, "score": v.score, "anomaly": bool(v.anomaly)}
         doc.update({k: val for k, val in (("timestamp", row.timestamp), ("label", row.label)) if val is not None})
         return json.dumps(doc)
-    when = f"  {row.timestamp}" if row.timestamp is not None else ""
+    when = f"  timestamp {row.timestamp}" if row.timestamp is not None else ""
     return f"sample {v.end:>8}{when}  {score_kind}={v.score:.6g}  {'ANOMALY' if v.anomaly else 'normal'}"

@@ -175,6 +175,22 @@ def test_stream_columns_are_checked_against_the_bundle(series_bundle, tmp_path, 
     assert re.search(match, capsys.readouterr().err)
 
 
+def test_header_option_names_the_columns_of_a_stream_that_starts_inside_a_file(series_bundle, tmp_path, capsys):
+    from edge.cli import main
+
+    lines = _csv(tmp_path / "full.csv", _signal(WINDOW + HOP, seed=7)).read_text().splitlines()
+    (tmp_path / "tail.csv").write_text("\n".join(lines[5:]) + "\n")  # what `tail -f` shows: no header line
+    argv = ["detect", str(series_bundle), "--stream", str(tmp_path / "tail.csv")]
+    assert main(argv) == 2 and "needs a header line naming the columns" in capsys.readouterr().err
+    assert main([*argv, "--header", "timestamp,a,b,is_anomaly"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].split()[:4] == ["sample", str(WINDOW - 1), "timestamp", f"t{WINDOW + 3}"]
+    # The header line itself, when the stream does hold it, is not a bad line.
+    (tmp_path / "with.csv").write_text("\n".join(lines) + "\n")
+    assert main(["detect", str(series_bundle), "--stream", str(tmp_path / "with.csv"), "--header", "timestamp,a,b,is_anomaly"]) == 0
+    assert main([*argv, "--header", "timestamp,x,b"]) == 2 and "--header: channels are not the bundle's" in capsys.readouterr().err
+
+
 def test_stream_finds_named_columns_in_any_order(series_bundle, tmp_path, capsys):
     from edge import Detector
     from edge.cli import main
