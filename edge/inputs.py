@@ -499,6 +499,10 @@ class SeriesInput(InputKind):
         w, c = self.shape
         x = _finite_float(self._batch(x, f"windows shaped (N, {w}, {c}) or ({w}, {c}) (window, channels); cut a "
                                          "recording with Detector.score_recording"))
+        return self.standardize(x)
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        """Raw samples [..., channels] in the model's units: float32 (x - mean) * (1 / scale), per channel."""
         return ((x.astype(np.float32, copy=False) - self._mean) * self._inv_scale).astype(np.float32, copy=False)
 
     def to_device(self, x: np.ndarray) -> np.ndarray:

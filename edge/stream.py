@@ -60,7 +60,6 @@ class StreamDetector:
         self.input: SeriesInput = detector.input
         self.window, self.hop, self.channels = self.input.window, self.input.hop, self.input.channels
         self.threshold_ = detector.threshold_
-        self._mean, self._inv_scale = self.input._mean, self.input._inv_scale
         # Each sample sits at t % window and t % window + window: the newest window is ring[head : head + window].
         self._ring = np.zeros((2 * self.window, self.channels), np.float32)
         self.reset()
@@ -97,8 +96,7 @@ class StreamDetector:
         Raises:
             UserError: another number of channels, non-numeric, NaN or infinite values (nothing is added).
         """
-        x = self._samples(samples)
-        x = (x.astype(np.float32, copy=False) - self._mean) * self._inv_scale
+        x = self.input.standardize(self._samples(samples))
         out, i = [], 0
         while i < len(x):
             # Copy up to the next sample that completes a window, then score that window.

@@ -90,7 +90,7 @@ def series_demo(out: Path, settings: Any, step: str = "") -> dict:
     held = np.full(len(signal), np.nan)
     for v in verdicts:
         held[v.end :] = v.score
-    png = plots.signal_scores(out / "stream.png", (signal - stream._mean) * stream._inv_scale, np.nan_to_num(held, nan=0.0),
+    png = plots.signal_scores(out / "stream.png", stream.input.standardize(signal), np.nan_to_num(held, nan=0.0),
                               labels, stream.threshold_, score_label="score of the latest window (stream)",
                               title=f"{DATASET}: StreamDetector on the test recording ({origin.split(' (')[0]})")
     print(f"      plot: {png}")
