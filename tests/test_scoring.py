@@ -198,3 +198,20 @@ def test_device_reductions_of_every_kind():
         compute("nap", x, {"reconstruction": rec})
     with pytest.raises(UserError, match="unknown score kind"):
         compute("psnr", x, {"reconstruction": rec})
+
+
+def test_nap_whitening_of_features_that_never_vary_is_finite():
+    """An int8 model can round every feature to one value on the normal data: the head still fits, and a feature
+    that moves then scores high instead of crashing the export (LinAlgError on ACSF1 class 8, conv1d_vae)."""
+    from sklearn.covariance import LedoitWolf
+
+    from training.scores import VARIANCE_FLOOR, make_score
+
+    nap = make_score("nap")
+    nap.state_ = {}
+    nap.fit_head(np.zeros((50, 4)))
+    w = nap.state_["whiten"]
+    assert np.all(np.isfinite(w)) and np.allclose(w, np.eye(4) / np.sqrt(VARIANCE_FLOOR), rtol=1e-4)
+    healthy = np.random.default_rng(0).standard_normal((200, 4))
+    before = np.linalg.cholesky(np.linalg.inv(LedoitWolf().fit(healthy).covariance_))
+    np.testing.assert_allclose(nap.fit_head(healthy).state_["whiten"], before, rtol=1e-5)  # no floor when not needed

@@ -195,6 +195,8 @@ POOLINGS = ("gap", "fine")
 # A feature's spread is floored at this fraction of the largest spread in its part (a layer): a nearly dead
 # channel would otherwise be blown up by standardization, and in int8 it holds mostly rounding noise.
 REL_STD_FLOOR = 0.05
+# The whitening of nap features whose covariance is singular (constant on the normal data): variances floored at this.
+VARIANCE_FLOOR = 1e-3
 
 
 def _floored_var(v: np.ndarray, sizes: list[int]) -> np.ndarray:
@@ -340,8 +342,14 @@ class NAP(Score):
         v = np.asarray(features, np.float64)
         cov = LedoitWolf(assume_centered=False).fit(v).covariance_
         # precision = L L^T, so (v - m)^T precision (v - m) = ||L^T (v - m)||^2: a Dense layer.
-        self.state_ = {**self.state_, "mean": v.mean(axis=0).astype(np.float32),
-                       "whiten": np.linalg.cholesky(np.linalg.inv(cov)).astype(np.float32)}
+        try:
+            whiten = np.linalg.cholesky(np.linalg.inv(cov))
+        except np.linalg.LinAlgError:
+            # Singular when features do not vary on normal data (an int8 model can round weak ones to one
+            # value each): floor every variance at a small fraction of the features' unit scale.
+            cov = cov + np.eye(len(cov)) * VARIANCE_FLOOR * max(float(np.trace(cov)) / len(cov), 1.0)
+            whiten = np.linalg.cholesky(np.linalg.inv(cov))
+        self.state_ = {**self.state_, "mean": v.mean(axis=0).astype(np.float32), "whiten": whiten.astype(np.float32)}
         return self
 
     def graph(self, model: Any) -> Any:
