@@ -263,7 +263,7 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("extra, match", [
     (["--window", "5000"], "longer than the shortest series"),
     (["--image-size", "28,28"], "apply to images"),
-    (["--normal-class", "1"], "a recording has one normal class, 0"),
+    (["--normal-class", "1"], "must be 0 (a recording has one normal class)"),
 ])
 def test_cli_refuses_bad_series_runs_and_writes_nothing(tmp_path, recording_files, capsys, extra, match):
     train, test = recording_files
