@@ -142,7 +142,7 @@ def test_config_validation_quotes_the_value():
 # ---------------------------------------------------------------- the CLI
 
 
-def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_mse_run, tmp_path, capsys):
+def test_optimize_writes_a_run_that_evaluate_and_export_accept(tiny_mse_run, on_small_split, tmp_path, capsys):
     assert main(["optimize", str(tiny_mse_run), "--method", "pqat", "--epochs", "1", "--sparsity", "0.6", "--quiet", "--no-plots"]) == 0
     out = tiny_mse_run.with_name("tiny-pqat")
     assert "run folder" in capsys.readouterr().out

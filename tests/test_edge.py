@@ -391,7 +391,7 @@ def test_export_from_a_run_transfers_the_threshold_method(tiny_run, fashion_mnis
 
 
 @pytest.mark.slow
-def test_export_never_destroys_what_is_at_out(tiny_run, tmp_path):
+def test_export_never_destroys_what_is_at_out(tiny_run, on_small_split, tmp_path):
     from training.cli import main
 
     run, _ = tiny_run

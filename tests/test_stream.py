@@ -100,7 +100,7 @@ def test_bad_samples_are_refused_and_nothing_is_added(series_bundle, bad, match)
     assert stream.samples_seen == 0
 
 
-def test_an_image_bundle_is_not_a_stream(tiny_run, tmp_path):
+def test_an_image_bundle_is_not_a_stream(tiny_run, on_small_split, tmp_path):
     from edge import StreamDetector
     from training.convert import export_run
 
