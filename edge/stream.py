@@ -182,7 +182,11 @@ class CsvStream:
         """Yield each data line as a :class:`Row`, or a UserError naming the line (the caller skips or stops)."""
         for text in lines:
             self._line += 1
-            cells = next(csv.reader([text.lstrip("\ufeff") if self._line == 1 else text]), [])
+            try:
+                cells = next(csv.reader([text.lstrip("\ufeff") if self._line == 1 else text]), [])
+            except csv.Error as exc:
+                yield UserError(f"line {self._line}: not a CSV line ({exc}). Received: {text.strip()[:80]!r}")
+                continue
             if not any(c.strip() for c in cells) or [c.strip() for c in cells] == self._given:
                 continue  # blank, or the header line that --header named already
             if self._columns is None and not any(is_number(c) for c in cells):  # a header line, unless --header said
