@@ -94,8 +94,9 @@ def stream_latency(bundle: str, recording: np.ndarray, *, repeats: int = 3) -> d
             t0 = clock()
             stream.push(x[i : i + hop])
             hops.append(clock() - t0)
-    per_hop = _summary(np.asarray(hops[len(hops) // 10 :]))  # the first tenth warms caches up
-    per_hop["p99"] = float(np.percentile(np.asarray(hops[len(hops) // 10 :]) / 1e3, 99))
+    timed = np.asarray(hops[len(hops) // 10 :])  # the first tenth warms caches up
+    per_hop = _summary(timed)
+    per_hop["p99"] = float(np.percentile(timed / 1e3, 99))
     invoke_ns = _time(stream.detector._interp.invoke, ITERATIONS, WARMUP)
     invoke = _summary(invoke_ns)
     invoke["p99"] = float(np.percentile(invoke_ns / 1e3, 99))

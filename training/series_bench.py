@@ -207,13 +207,14 @@ def stream_benchmark(root: str | Path | None = None, *, c_array_from: str | Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     root = pretrained.saved_models_dir(root, must_exist=True)
-    rows = []
+    rows, written = [], set()
     for record in pretrained.list_pretrained(root=root):
         if DATASETS.get(record["dataset"]) != "series":
             continue
         path = out / f"{record['dataset']}.npy"
-        if not any(r["entry"].split("/")[1] == record["dataset"] for r in rows):  # once per dataset, then reused
+        if record["dataset"] not in written:  # once per dataset, then reused
             np.save(path, _test_stream(record["dataset"]))
+            written.add(record["dataset"])
         proc = subprocess.run([sys.executable, "-m", "edge.latency", "--stream", str(root / record["path"] / "detector"),
                                str(path)], capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:
