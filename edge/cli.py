@@ -87,7 +87,7 @@ def int_arg(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def register(sub: Any) -> None:
-    """Add ``aezoo detect``."""
+    """Add ``aezoo detect`` and ``aezoo calibrate``."""
     from edge.detector import MAX_THREADS
 
     p = sub.add_parser(
@@ -115,13 +115,32 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
 
+    from edge.calibrate import CALIBRATION_METHODS
+
+    p = sub.add_parser(
+        "calibrate",
+        help="set a bundle's threshold again from normal inputs collected on the device (writes a new bundle; no TensorFlow)",
+        description="Score inputs known to be normal with the bundle's model, set a new threshold with the method of "
+        "training (the bundle's method, percentile and k unless given), compare the scores with the calibration data "
+        "the bundle records (a warning with the figures when they look shifted) and write a new bundle with the new "
+        "threshold and its provenance. The old bundle is never changed.",
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="detector bundle directory")
+    p.add_argument("files", metavar="NORMAL_INPUTS", nargs="+", help="normal inputs: images, .npy arrays, .csv files or "
+                   "recordings, as `aezoo detect` takes them")
+    p.add_argument("--out", required=True, help="the new bundle directory (must not exist, or be empty)")
+    p.add_argument("--method", choices=CALIBRATION_METHODS, help="threshold method (default: the bundle's)")
+    p.add_argument("--percentile", type=float, help="for --method percentile, in (0, 100] (default: the bundle's)")
+    p.add_argument("--k", type=float, help="for --method mean_std: standard deviations (default: the bundle's)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it is a bundle (never anything else)")
+    p.add_argument("--json", action="store_true", help="print the calibration as JSON")
+    p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
+    p.set_defaults(func=calibrate)
+
 
 def detect(args: argparse.Namespace) -> int:
     """``aezoo detect``: one line (or JSON object) per input."""
-    import numpy as np
-
     from edge.detector import Detector
-    from edge.inputs import load_input_file
 
     if args.stream is not None:
         if args.files:
@@ -136,18 +155,8 @@ def detect(args: argparse.Namespace) -> int:
     if not args.files:
         raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
     detector = Detector.load(args.bundle, num_threads=args.threads)
-    names, arrays = [], []
-    for path in args.files:
-        try:
-            x, labels = detector.input.file_inputs(load_input_file(path, detector.spec), path)
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
-        if not len(x):
-            raise UserError(f"{path}: holds no inputs (an empty array)")
-        arrays.append(x)
-        names += labels
+    x, names = read_inputs(detector, args.files)
     # Inputs are prepared already; score them raw so they are not standardized twice.
-    x = np.concatenate(arrays)
     scores = detector.score_prepared(x)
     verdicts = scores > detector.threshold_
     if args.json:
@@ -164,8 +173,58 @@ def detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_inputs(detector: Any, paths: Sequence[str]) -> tuple[Any, list[str]]:
+    """(prepared inputs, one name each) of input files for ``detector``; a bad file is named in the error."""
+    import numpy as np
+
+    from edge.inputs import load_input_file
+
+    names, arrays = [], []
+    for path in paths:
+        try:
+            x, labels = detector.input.file_inputs(load_input_file(path, detector.spec), path)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        if not len(x):
+            raise UserError(f"{path}: holds no inputs (an empty array)")
+        arrays.append(x)
+        names += labels
+    return np.concatenate(arrays), names
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """``aezoo calibrate``: a new bundle with a threshold set on normal inputs collected on the device."""
+    from pathlib import Path
+
+    from edge.detector import Detector
+
+    out, bundle = Path(args.out).resolve(), Path(args.bundle).resolve()
+    if out == bundle or bundle in out.parents:
+        raise UserError(f"--out {args.out} is the bundle being recalibrated or inside it; the old bundle is never changed: "
+                        "give a new folder")
+    detector = Detector.load(args.bundle, num_threads=args.threads)
+    old = detector.threshold_
+    x, _ = read_inputs(detector, args.files)
+    files = ", ".join(args.files) if len(args.files) <= 3 else f"{args.files[0]} and {len(args.files) - 1} more files"
+    result = detector.calibrate(x, method=args.method, percentile=args.percentile, k=args.k, prepared=True,
+                                source=f"{len(x)} normal inputs from {files} (aezoo calibrate)")
+    detector.save(args.out, overwrite=args.overwrite)
+    if result.warning:
+        print(f"{PROG} calibrate: warning: {result.warning}", file=sys.stderr)
+    if args.json:
+        json.dump({"bundle": args.out, "from": args.bundle, **result.to_dict()}, sys.stdout, indent=2)
+        print()
+    else:
+        t, c = result.threshold, result.comparison
+        how = f"{t['percentile']:g}th percentile" if t["method"] == "percentile" else f"mean + {t['k']:g} std"
+        print(f"threshold {old:.6g} -> {t['value']:.6g} ({how} of {c['inputs']} inputs' {detector.score_kind} scores; "
+              f"{100 * c['fraction_above_previous_threshold']:.1f}% of them were above the old threshold)")
+        print(f"wrote {args.out} (the model unchanged; {args.bundle} untouched)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The runtime-only ``aezoo``: just ``detect``."""
+    """The runtime-only ``aezoo``: ``detect`` and ``calibrate``."""
     parser = argparse.ArgumentParser(prog=PROG, description="Autoencoder zoo runtime: score inputs with a detector bundle.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -69,6 +69,7 @@ class Detector:
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"the model is not a valid TFLite flatbuffer (corrupted or truncated?): {exc}") from None
         self.spec = spec
+        self._model = bytes(model_content)
         self.num_threads = num_threads
         self.threshold_ = float(spec["threshold"]["value"])
         self.score_kind = spec["score"]["kind"]
@@ -250,6 +251,43 @@ class Detector:
             raise UserError(f"score_recording needs a series bundle. Received: a {self.input.name} bundle")
         windows, starts = self.input.windows(recording)
         return starts, self.score(windows)
+
+    def calibrate(self, inputs, *, method: str | None = None, percentile: float | None = None, k: float | None = None,
+                  prepared: bool = False, source: str = "normal inputs given to Detector.calibrate"):
+        """Set a new threshold from inputs known to be normal (collected on the device); return the ``Calibration``.
+
+        The threshold is set as in training (``method`` "percentile" or "mean_std"; None takes the bundle's method,
+        percentile and k) on this detector's own scores, and the scores are compared with the calibration data the
+        bundle records (``Calibration.warning`` says when they look shifted, with the figures). Only this object
+        changes: :meth:`save` writes the new bundle; the one it was loaded from is never touched.
+
+        Args:
+            inputs: normal inputs, as :meth:`score` takes them (or as :meth:`prepare` returned them, with ``prepared``).
+
+        Raises:
+            UserError: too few inputs for the method (the count is named), inputs of the wrong shape.
+        """
+        from edge.calibrate import provenance, recalibrate
+
+        scores = self.score_prepared(inputs) if prepared else self.score(inputs)
+        result = recalibrate(scores, self.spec["threshold"], method=method, percentile=percentile, k=k, source=source)
+        self.spec = {**self.spec, "threshold": result.threshold, "provenance": provenance(self.spec, result)}
+        self.threshold_ = float(result.threshold["value"])
+        return result
+
+    def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write this detector (its model unchanged, its current threshold) as a new bundle directory ``out``.
+
+        A microcontroller bundle (batch 1) gets its C files again, their threshold macro the current one; its TFLite
+        Micro check (micro.json) is not re-run here. ``out`` must be new, an empty folder, or (with ``overwrite``) a
+        bundle; anything else is refused, never deleted.
+        """
+        from edge.c_array import c_sources
+
+        extra = None
+        if self.spec["model"].get("batch") == 1:
+            extra = c_sources(self._model, _bundle.finish_spec(self.spec, self._model))
+        return _bundle.write_bundle(out, self._model, self.spec, extra, overwrite=overwrite)
 
     def reconstruct(self, inputs) -> np.ndarray:
         """Return the model's reconstructions (float32; standardized units for vectors)."""

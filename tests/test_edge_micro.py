@@ -11,7 +11,8 @@ import pytest
 
 pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
 
-from edge.micro import check_micro, to_c_array
+from edge.c_array import to_c_array
+from edge.micro import check_micro
 from zoo.errors import UserError
 
 
@@ -70,6 +71,18 @@ def test_runs_under_tflite_micro_with_the_bundles_verdicts(c_bundle, small_split
     # The bundle's own Detector runs the reference kernels its threshold was calibrated on.
     det = Detector.load(c_bundle)
     assert det.threshold_ == pytest.approx(np.percentile(det.score(small_split.x_val), 99.0), rel=1e-9)
+
+
+def test_a_recalibrated_microcontroller_bundle_carries_its_new_threshold_into_the_header(c_bundle, small_split, tmp_path):
+    from edge import Detector
+
+    det = Detector.load(c_bundle)
+    det.calibrate(small_split.x_val[:100], percentile=98.0)
+    det.save(tmp_path / "new")
+    header = (tmp_path / "new" / "aezoo_model.h").read_text()
+    assert f"#define AEZOO_MODEL_THRESHOLD {det.threshold_:.9g}\n" in header
+    assert (tmp_path / "new" / "aezoo_model.c").read_bytes() == (c_bundle / "aezoo_model.c").read_bytes()
+    assert Detector.load(tmp_path / "new").threshold_ == det.threshold_
 
 
 def test_micro_failures_are_reports_not_crashes(c_bundle, monkeypatch):

@@ -41,6 +41,11 @@ def test_runtime_wheel_installs_and_detects_without_tensorflow(tmp_path):
     other = subprocess.run([str(venv / "bin" / "aezoo"), "train"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert other.returncode == 2 and "invalid choice: 'train'" in other.stderr
     _streams_a_recording(venv, tmp_path)
+    np.save(tmp_path / "normal.npy", np.full((120, 28, 28, 1), 20, np.uint8))
+    cal = subprocess.run([str(venv / "bin" / "aezoo"), "calibrate", str(BUNDLE), str(tmp_path / "normal.npy"), "--out",
+                          str(tmp_path / "recalibrated"), "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert cal.returncode == 0, cal.stderr
+    assert json.loads(cal.stdout)["threshold"]["n_images"] == 120 and (tmp_path / "recalibrated" / "model.tflite").is_file()
 
 
 def _streams_a_recording(venv: Path, tmp_path: Path) -> None:

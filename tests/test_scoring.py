@@ -13,7 +13,7 @@ from scipy.ndimage import uniform_filter
 from sklearn.exceptions import NotFittedError
 
 from edge.scoring import score_reconstruction, ssim
-from training.threshold import calibrate_threshold
+from edge.threshold import calibrate_threshold
 from training.baselines import PCABaseline
 from training.metrics import detection_metrics
 from zoo.errors import UserError

@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
-from training.threshold import threshold_record
+from edge.threshold import threshold_record
 from zoo.errors import UserError
 
 
@@ -61,7 +61,7 @@ class PCABaseline(_Baseline):
 
     Args:
         variance: fraction of the training variance the components explain. Defaults to 0.9.
-        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+        threshold_method, percentile, k: see ``edge.threshold.calibrate_threshold``.
     """
 
     name = "PCA"
@@ -106,7 +106,7 @@ class KNNBaseline(_Baseline):
 
     Args:
         n_neighbors: which neighbour's distance is the score. Defaults to 5 (PyOD's KNN default).
-        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+        threshold_method, percentile, k: see ``edge.threshold.calibrate_threshold``.
     """
 
     name = "kNN"
@@ -153,7 +153,7 @@ class IsolationForestBaseline(_Baseline):
 
     Args:
         n_estimators: trees. Defaults to 200 (PROTOCOL.md). seed: the forest's random state. Defaults to 0.
-        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+        threshold_method, percentile, k: see ``edge.threshold.calibrate_threshold``.
     """
 
     name = "IsolationForest"
@@ -219,7 +219,7 @@ class MatrixProfileBaseline(_Baseline):
 
     Args:
         reference: the normal training recording [T, C], standardized as the windows are.
-        threshold_method, percentile, k: see ``training.threshold.calibrate_threshold``.
+        threshold_method, percentile, k: see ``edge.threshold.calibrate_threshold``.
     """
 
     name = "matrix profile"

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from training.scores import make_score, score_kinds
-from training.threshold import THRESHOLD_METHODS
+from edge.threshold import THRESHOLD_METHODS
 from zoo.config import Config, check_choice, check_int, check_number
 from zoo.errors import UserError
 
@@ -28,7 +28,7 @@ class DetectorConfig(Config):
         score: a score kind (``training.scores.score_kinds()``: "mse", "mae", "ssim", "elbo", "nap"), or
             "auto" for the variant's own default (``zoo.model_info(model).score``; see :meth:`resolved`).
         score_options: the kind's options (e.g. ``{"pool": "gap"}`` for "nap").
-        threshold_method: "percentile", "mean_std" or "best_f1" (``training.threshold``).
+        threshold_method: "percentile", "mean_std" or "best_f1" (``edge.threshold``).
         percentile: percentile for "percentile".
         k: number of standard deviations for "mean_std".
         deterministic: enable TensorFlow op determinism (same seed, same result).

@@ -25,7 +25,6 @@ from zoo.errors import UserError
 from zoo.quiet import native_stderr_silenced
 
 EXPORT_FORMATS = ("bundle", "c-array")
-C_ARRAY_NAME = "aezoo_model"
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
 MICRO_CHECK_INPUTS = 64
@@ -258,7 +257,7 @@ def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> d
     """
     from edge.detector import Detector
     from edge.bundle import finish_spec
-    from training.threshold import threshold_record
+    from edge.threshold import threshold_record
 
     scores = Detector(tflite, finish_spec(spec, tflite)).decision_function(_to_device(x_val, spec))
     c = detector.config
@@ -328,14 +327,12 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
 def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:
     """The C source and header of ``tflite``, and the TFLite Micro check report (also as micro.json)."""
     from edge.bundle import finish_spec
-    from edge.inputs import for_spec
-    from edge.micro import check_micro, to_c_array
+    from edge.c_array import c_sources
+    from edge.micro import check_micro
 
     finished = finish_spec(spec, tflite)
-    src, hdr = to_c_array(tflite, name=C_ARRAY_NAME, spec=finished)
     report = check_micro(tflite, finished, _to_device(x_val[:MICRO_CHECK_INPUTS], spec)).to_dict()
-    return {f"{C_ARRAY_NAME}.c": src, f"{C_ARRAY_NAME}.h": hdr, **for_spec(finished).c_files(finished),
-            "micro.json": json.dumps(report, indent=2) + "\n"}, report
+    return {**c_sources(tflite, finished), "micro.json": json.dumps(report, indent=2) + "\n"}, report
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "int8", fmt: str = "bundle",

@@ -24,7 +24,7 @@ import numpy as np
 
 from training.config import DetectorConfig
 from training.scores import make_score
-from training.threshold import threshold_record
+from edge.threshold import threshold_record
 from zoo.errors import UserError
 from zoo.files import write_json
 
