@@ -270,8 +270,15 @@ def test_budget_adapts_to_the_data():
     from training.fit import budget
 
     small = budget(DetectorConfig(epochs=30, batch_size=128, min_steps=1000, patience=5), 100)
-    assert small.batch_size == 100 and small.steps_per_epoch == 1 and small.epochs == 1000 and small.patience == 100
-    assert "batch 128 > 100" in small.reason and "min_steps" in small.reason
+    # One step per pass: an epoch passes 32 times over the data, 32 epochs reach the 1,000-step floor, and the
+    # patience is still at least 100 steps (4 epochs of 32).
+    assert (small.batch_size, small.passes_per_epoch, small.steps_per_epoch) == (100, 32, 32)
+    assert (small.epochs, small.patience) == (32, 4)
+    assert "batch 128 > 100" in small.reason and "min_steps" in small.reason and "32 times" in small.reason
+    odd = budget(DetectorConfig(epochs=30, batch_size=128, min_steps=1000, patience=5), 150)  # 2 steps per pass
+    assert (odd.passes_per_epoch, odd.steps_per_epoch, odd.epochs) == (16, 19, 53)  # 53 x 19 >= 1,000 steps
+    quick = budget(DetectorConfig(epochs=1, batch_size=128, min_steps=0, patience=5), 100)  # what was asked: one pass
+    assert (quick.passes_per_epoch, quick.steps_per_epoch, quick.epochs) == (1, 1, 1)
     big = budget(DetectorConfig(epochs=30, batch_size=128, min_steps=1000, patience=5), 5400)
     assert (big.batch_size, big.steps_per_epoch, big.epochs, big.patience) == (128, 43, 30, 5)
 
@@ -360,3 +367,28 @@ def test_cli_exit_codes_for_ctrl_c_and_a_missing_package(monkeypatch, capsys):
     monkeypatch.setenv("AEZOO_DEBUG", "1")
     assert cli_main(["data", "info", "fashion_mnist"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_small_folder_trains_in_a_few_long_epochs_with_its_step_budget_recorded(tmp_path):
+    """About 100 images per class: a 320-step floor runs as 10 Keras epochs of 32 steps (each a validation
+    pass), not 320 one-step epochs, and history.json says why."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "parts"
+    for split, n in (("train", 100), ("test", 20)):
+        for label, level in (("good", 60), ("bad", 190)):
+            (root / split / label).mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(level, 25, (12, 12)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels, "L").save(root / split / label / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dense_ae", "--dataset", str(root), "--normal-class", "1", "--score", "mse",  # 1: good (sorted)
+                 "--epochs", "5", "--min-steps", "320", "--quiet", "--no-plots", "--out", str(out)]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    b = hist["budget"]
+    assert b["batch_size"] == 90 and b["passes_per_epoch"] == 32 and b["steps_per_epoch"] == 32
+    assert b["max_epochs"] == 10 and b["max_steps"] == 320 and "32 times" in b["reason"]
+    assert 4 <= hist["epochs_run"] <= 10 and hist["steps_run"] == 32 * hist["epochs_run"]
+    assert json.loads((out / "metrics.json").read_text())["model"]["auroc"] > 0.9

@@ -9,7 +9,9 @@ stopped with the same optimizer state.
 
 The budget adapts to the data: the batch never exceeds the training set, and a
 small training set gets enough epochs to reach ``min_steps`` optimizer steps (with a
-patience scaled alike), so 100 images train as properly as 6,000.
+patience scaled alike), so 100 images train as properly as 6,000; a Keras epoch of a small
+set passes over it several times (at least ``MIN_EPOCH_STEPS`` steps), so its per-epoch
+validation and bookkeeping do not outweigh the steps.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ LOGS = "logs"
 BACKUP_EVERY_BATCHES = 20
 # Early stopping waits at least this many optimizer steps, however short the epochs.
 MIN_PATIENCE_STEPS = 100
+# A Keras epoch is at least this many optimizer steps: a small training set is passed over several times per epoch
+# (reshuffled each pass), so the validation pass, checkpoint and callbacks run every few tens of steps, not every step.
+MIN_EPOCH_STEPS = 32
 
 
 @dataclass(frozen=True)
@@ -49,37 +54,56 @@ class Budget:
     epochs: int
     patience: int
     reason: str
+    passes_per_epoch: int = 1
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""
         return {"batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch, "max_epochs": self.epochs,
-                "max_steps": self.epochs * self.steps_per_epoch, "patience_epochs": self.patience, "reason": self.reason}
+                "max_steps": self.epochs * self.steps_per_epoch, "patience_epochs": self.patience,
+                "passes_per_epoch": self.passes_per_epoch, "reason": self.reason}
 
 
 def budget(config: DetectorConfig, n_train: int) -> Budget:
-    """The batch, epochs and patience for ``n_train`` images under ``config``."""
+    """The batch, epochs and patience for ``n_train`` images under ``config``.
+
+    A fit runs at least ``config.epochs`` passes over the data and ``config.min_steps`` steps. When
+    the step floor multiplies the passes of a small set, a Keras epoch holds several passes (at least
+    MIN_EPOCH_STEPS steps, never fewer than ``config.epochs`` epochs in all), so the per-epoch
+    validation and bookkeeping do not outweigh the steps.
+    """
     if n_train < 1:
         raise UserError("training needs at least one normal training image. Received: 0")
     batch = min(config.batch_size, n_train)
-    steps = math.ceil(n_train / batch)
-    epochs = max(config.epochs, math.ceil(config.min_steps / steps))
-    patience = max(config.patience, math.ceil(MIN_PATIENCE_STEPS / steps))
+    per_pass = math.ceil(n_train / batch)
+    passes = max(config.epochs, math.ceil(config.min_steps / per_pass))
+    group = max(1, min(math.ceil(MIN_EPOCH_STEPS * batch / n_train), passes // config.epochs))
+    steps = math.ceil(n_train * group / batch)
+    epochs = max(math.ceil(passes / group), math.ceil(config.min_steps / steps))
+    patience = math.ceil(max(config.patience, math.ceil(MIN_PATIENCE_STEPS / per_pass)) / group)
     reasons = []
     if batch < config.batch_size:
         reasons.append(f"batch {config.batch_size} > {n_train} training images: batch {batch}")
-    if epochs > config.epochs:
-        reasons.append(f"{config.epochs} epochs of {steps} step(s) are fewer than min_steps={config.min_steps}: {epochs} epochs")
-    if patience > config.patience:
+    if passes > config.epochs:
+        reasons.append(f"{config.epochs} passes of {per_pass} step(s) are fewer than min_steps={config.min_steps}: "
+                       f"{epochs} epochs of {steps} steps")
+    if group > 1:
+        reasons.append(f"an epoch passes over the {n_train} images {group} times, so validation and checkpoints "
+                       f"run every {steps} steps")
+    if patience * group > config.patience:
         reasons.append(f"patience raised to {patience} epochs (at least {MIN_PATIENCE_STEPS} steps)")
     return Budget(batch, steps, epochs, patience,
-                  "; ".join(reasons) or f"as configured: up to {epochs} epochs of {steps} steps, patience {patience}")
+                  "; ".join(reasons) or f"as configured: up to {epochs} epochs of {steps} steps, patience {patience}",
+                  group)
 
 
-def make_pipeline(x: np.ndarray, *, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """A tf.data pipeline of ``(x, x)`` batches (inputs are their own targets)."""
+def make_pipeline(x: np.ndarray, *, batch_size: int, shuffle: bool, seed: int, passes: int = 1) -> tf.data.Dataset:
+    """A tf.data pipeline of ``(x, x)`` batches (inputs are their own targets), ``passes`` times over ``x`` (reshuffled
+    each pass)."""
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(x, np.float32)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if passes > 1:
+        ds = ds.repeat(passes)
     return ds.batch(int(batch_size)).map(lambda b: (b, b)).prefetch(tf.data.AUTOTUNE)
 
 
@@ -131,7 +155,7 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
         every = min(BACKUP_EVERY_BATCHES, plan.steps_per_epoch)
         backup = str(backup_dir or Path(state_dir) / BACKUP)
         cbs += [Backup(backup, plan.steps_per_epoch, save_freq=every, delete_checkpoint=False), Scalars(Path(state_dir) / LOGS)]
-    train = make_pipeline(x_train, batch_size=plan.batch_size, shuffle=True, seed=config.seed)
+    train = make_pipeline(x_train, batch_size=plan.batch_size, shuffle=True, seed=config.seed, passes=plan.passes_per_epoch)
     val = make_pipeline(x_val, batch_size=plan.batch_size, shuffle=False, seed=config.seed)
     if strategy is not None:
         from training.distribute import sharded
@@ -250,7 +274,7 @@ class EarlyStopping(keras.callbacks.Callback):
             "still_improving": bool(r) and not self.stopped_early and best_epoch is not None and best_epoch >= len(r) - 2,
             "budget": plan.to_dict(), "steps_run": len(r) * plan.steps_per_epoch,
             "seconds_per_epoch": [x["seconds"] for x in r], "train_seconds": seconds,
-            "images_per_second": n_train * len(r) / seconds if seconds else None,
+            "images_per_second": n_train * len(r) * plan.passes_per_epoch / seconds if seconds else None,
         }
 
 
