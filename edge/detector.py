@@ -79,6 +79,7 @@ class Detector:
         self._interp = interp
         self._bind_tensors(interp.get_input_details(), interp.get_output_details())
         self._needed = get_kind(self.score_kind).outputs
+        self._reduce = get_kind(self.score_kind).reduce
         needed = set(self._needed) - set(self.output_names)
         if needed:
             raise UserError(f"score {self.score_kind!r} needs the outputs {sorted(needed)}, which the model lacks. "
@@ -99,7 +100,6 @@ class Detector:
         self._in = ins[0]
         self._in_dtype = np.dtype(ins[0]["dtype"])
         self._in_q = _quant_params(ins[0])
-        self._outbufs = None
         if self._in_q[0] is not None:
             info = np.iinfo(self._in_dtype)
             self._in_range = (float(info.min), float(info.max))
@@ -109,6 +109,7 @@ class Detector:
             top = float(np.rint(np.float32(1.0) * self._in_inv_scale)) + self._in_q[1]
             self._in_clip = not (self.input.bounded and info.min <= self._in_q[1] and top <= info.max)
         self._outs = [(o["name"], d["index"], _quant_params(d)) for d, o in zip(outs, spec["outputs"])]
+        self._sized = False
         dynamic = int(ins[0].get("shape_signature", ins[0]["shape"])[0]) == -1
         # A fixed-batch model (TFLite Micro exports use 1) runs in chunks of its batch; resizing
         # it would break shapes baked into Reshape/TransposeConv.
@@ -150,7 +151,7 @@ class Detector:
         return (f"Detector(model={self.spec['provenance'].get('model')!r}, quant={self.spec['model']['quant']!r}, "
                 f"input={self.input_shape}, score={self.score_kind!r}, threshold_={self.threshold_:.6g})")
 
-    # -- the hot path: preallocated buffers, no copies beyond LiteRT's own ------------------------------------
+    # -- the hot path: preallocated buffers, the interpreter's tensors written and read in place ------------------
 
     def _resize(self, n: int) -> None:
         """Size the interpreter and the work buffers for batches of ``n``."""
@@ -159,42 +160,45 @@ class Detector:
             self._interp.allocate_tensors()
         self._batch = n
         self._qbuf = np.empty((n, *self.input_shape), np.float32)
-        self._inbuf = np.empty((n, *self.input_shape), self._in_dtype)
-        self._outbufs = {o["name"]: np.empty((n, *o["shape"]), np.float64) for o in self.spec["outputs"]}
+        # tensor() gives views of the interpreter's own buffers; they are re-taken after every allocation and never
+        # held across invoke() (LiteRT refuses to run while one is alive).
+        self._in_view = self._interp.tensor(self._in["index"])
+        self._out_views = [(name, self._interp.tensor(index), scale, zero, np.empty((n, *o["shape"]), np.float64))
+                           for (name, index, (scale, zero)), o in zip(self._outs, self.spec["outputs"])]
+        self._sized = True
 
     def _run(self, x: np.ndarray, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """Run one chunk of prepared float inputs; return the dequantized outputs ``names`` (default: all).
 
         The arrays returned are work buffers, reused by the next call: copy them to keep them.
         """
-        if len(x) != self._batch or self._outbufs is None:
+        if len(x) != self._batch or not self._sized:
             self._resize(len(x))
-        self._interp.set_tensor(self._in["index"], self._to_input(x))
+        self._to_input(x)
         self._interp.invoke()
         outputs = {}
-        for name, index, (scale, zero) in self._outs:
+        for name, view, scale, zero, buf in self._out_views:
             if names is None or name in names:
-                buf = self._outbufs[name]
-                np.copyto(buf, self._interp.get_tensor(index), casting="unsafe")
-                if scale is not None:
-                    buf -= zero
-                    buf *= scale
+                if scale is None:
+                    np.copyto(buf, view(), casting="unsafe")
+                else:  # real = scale * (q - zero), in float64, two passes
+                    np.multiply(np.subtract(view(), zero, out=buf, casting="unsafe"), scale, out=buf)
                 outputs[name] = buf
         return outputs
 
-    def _to_input(self, x: np.ndarray) -> np.ndarray:
-        """``x`` as the input tensor holds it: clip(round(x / scale) + zero_point) for an int8 model."""
+    def _to_input(self, x: np.ndarray) -> None:
+        """Write ``x`` into the input tensor as it holds it: clip(round(x / scale) + zero_point) for an int8 model."""
         if self._in_q[0] is None:
-            np.copyto(self._inbuf, x, casting="unsafe")
-            return self._inbuf
+            np.copyto(self._in_view(), x, casting="unsafe")
+            return
         q = self._qbuf
         np.multiply(x, self._in_inv_scale, out=q, casting="unsafe")
         np.rint(q, out=q)
-        q += self._in_q[1]
         if self._in_clip:
-            np.clip(q, *self._in_range, out=q)
-        np.copyto(self._inbuf, q, casting="unsafe")
-        return self._inbuf
+            q += self._in_q[1]
+            np.clip(q, *self._in_range, out=self._in_view(), casting="unsafe")
+        else:  # the values are integers inside the tensor's range: the cast is exact
+            np.add(q, self._in_q[1], out=self._in_view(), casting="unsafe")
 
     def _chunks(self, x: np.ndarray):
         for i in range(0, len(x), self._chunk):
@@ -220,7 +224,9 @@ class Detector:
     def score_prepared(self, x: np.ndarray) -> np.ndarray:
         """:meth:`score` of inputs that :meth:`prepare` returned (not validated or standardized again)."""
         if len(x) <= self._chunk:
-            return compute(self.score_kind, x, self._run(x, self._needed), self.score_params) if len(x) else np.empty(0)
+            # The kind's own reduction, as edge.scoring.compute runs it; the outputs it reads were checked at load.
+            return np.asarray(self._reduce(x, self._run(x, self._needed), self.score_params), np.float64) if len(x) \
+                else np.empty(0)
         return np.concatenate([compute(self.score_kind, c, self._run(c, self._needed), self.score_params)
                                for c in self._chunks(x)])
 
@@ -237,9 +243,10 @@ class Detector:
             np.empty((0, *self.input_shape), self._in_dtype)
 
     def _quantized(self, x: np.ndarray) -> np.ndarray:
-        if len(x) != self._batch or self._outbufs is None:
+        if len(x) != self._batch or not self._sized:
             self._resize(len(x))
-        return self._to_input(x).copy()
+        self._to_input(x)
+        return self._in_view().copy()
 
     def score_recording(self, recording) -> tuple[np.ndarray, np.ndarray]:
         """(window start indices, window scores) of a raw recording [T, channels] (series bundles only).

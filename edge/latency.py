@@ -25,37 +25,45 @@ def _summary(times_ns: np.ndarray) -> dict[str, float]:
             "n": int(len(us))}
 
 
-def _time(fn, iterations: int, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    times = np.empty(iterations, np.int64)
-    clock = time.perf_counter_ns
-    for i in range(iterations):
-        t0 = clock()
-        fn()
-        times[i] = clock() - t0
-    return times
-
-
 def batch1_latency(detector, image: np.ndarray, *, iterations: int = ITERATIONS, warmup: int = WARMUP) -> dict:
     """Batch-1 latency of ``detector`` (an ``edge.Detector``) on one input, in microseconds.
 
-    Returns ``{"detector": {...}, "invoke": {...}, "python_us": ..., "threads": ...}``:
-    median, p10, p90 and n of ``detector.score`` and of the bare ``invoke()``, and the
-    difference of the medians (the Python around the interpreter).
+    ``detector.score`` and the bare ``invoke()`` of the same interpreter are timed alternately, call by
+    call, so both see the same machine state. Returns ``{"detector": {...}, "invoke": {...},
+    "python_us": ..., "threads": ...}``: median, p10, p90 and n of each, and the difference of the
+    medians (the Python around the interpreter).
     """
     x1 = np.asarray(image)[None] if np.ndim(image) == len(detector.input_shape) else np.asarray(image)[:1]
-    whole = _summary(_time(lambda: detector.score(x1), iterations, warmup))
-    detector.score(x1)  # leaves the interpreter sized for one input with that input set
-    invoke = _summary(_time(detector._interp.invoke, iterations, warmup))
-    return {"detector": whole, "invoke": invoke, "python_us": whole["median"] - invoke["median"],
-            "threads": detector.num_threads, "batch": 1, "iterations": iterations, "warmup": warmup}
+    score, invoke = (lambda: detector.score(x1)), detector._interp.invoke
+    whole, bare = _alternate(score, invoke, iterations, warmup)
+    return {"detector": _summary(whole), "invoke": _summary(bare), "python_us": _median_us(whole) - _median_us(bare),
+            "threads": detector.num_threads, "batch": 1, "iterations": iterations, "warmup": warmup, "alternated": True}
+
+
+def _alternate(first, second, iterations: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """Times of ``first()`` and ``second()`` called in turn (ns), after ``warmup`` untimed rounds."""
+    for _ in range(warmup):
+        first()
+        second()
+    a, b = np.empty(iterations, np.int64), np.empty(iterations, np.int64)
+    clock = time.perf_counter_ns
+    for i in range(iterations):
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        a[i], b[i] = t1 - t0, clock() - t1
+    return a, b
+
+
+def _median_us(times_ns: np.ndarray) -> float:
+    return float(np.median(times_ns)) / 1e3
 
 
 def throughput(score, inputs: np.ndarray, *, repeats: int = BATCH_REPEATS) -> float:
     """Inputs/second of ``score(inputs)``: one warm-up call, then the median of ``repeats`` calls."""
     score(inputs)
-    times = [time.perf_counter() for _ in range(0)]
+    times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         score(inputs)
@@ -77,15 +85,16 @@ def stream_latency(bundle: str, recording: np.ndarray, *, repeats: int = 3) -> d
 
     The recording streams ``repeats`` times in chunks of one hop (after a first window), so each
     timed ``push`` is one hop: standardization, ring buffer, one batch-1 model call, the score.
-    The bare ``invoke()`` on the last window is timed apart; the difference of the medians is the
-    Python around the interpreter. ``samples_per_second``: the recording pushed one sample per call.
+    The bare ``invoke()`` is timed after each hop on the same window (alternating); the difference
+    of the medians is the Python around the interpreter. ``samples_per_second``: the recording pushed one sample per call.
     """
     from edge.stream import StreamDetector
 
     stream = StreamDetector.load(bundle, num_threads=1)
     w, hop = stream.window, stream.hop
     x = stream.input.recording(recording)
-    hops = []
+    invoke_fn = stream.detector._interp.invoke
+    hops, bare = [], []
     clock = time.perf_counter_ns
     for _ in range(repeats):
         stream.reset()
@@ -93,12 +102,14 @@ def stream_latency(bundle: str, recording: np.ndarray, *, repeats: int = 3) -> d
         for i in range(w, len(x) - hop + 1, hop):
             t0 = clock()
             stream.push(x[i : i + hop])
-            hops.append(clock() - t0)
-    timed = np.asarray(hops[len(hops) // 10 :])  # the first tenth warms caches up
-    per_hop = _summary(timed)
+            t1 = clock()
+            invoke_fn()  # the same window again: the bare model call, alternating with the hops
+            bare.append(clock() - t1)
+            hops.append(t1 - t0)
+    start = len(hops) // 10  # the first tenth warms caches up
+    timed, invoke_ns = np.asarray(hops[start:]), np.asarray(bare[start:])
+    per_hop, invoke = _summary(timed), _summary(invoke_ns)
     per_hop["p99"] = float(np.percentile(timed / 1e3, 99))
-    invoke_ns = _time(stream.detector._interp.invoke, ITERATIONS, WARMUP)
-    invoke = _summary(invoke_ns)
     invoke["p99"] = float(np.percentile(invoke_ns / 1e3, 99))
     stream.reset()
     t0 = time.perf_counter()

@@ -17,9 +17,11 @@ SERIES_KEY = "conv1d_ae/kdd_tsad_135/class_0"
 
 
 @pytest.fixture(scope="module")
-def demo(fashion_mnist_ready, tmp_path_factory):
+def demo(small_split, tmp_path_factory):
     """The demo with a saved_models folder that holds only the repository's series entry (the series part loads it;
-    without it, the series part trains one)."""
+    without it, the series part trains one), on the small subset of Fashion-MNIST class 0 (conftest's small_split:
+    the same code path, a fifth of the images; the series part reads its real recording)."""
+    from training import data
     base = tmp_path_factory.mktemp("demo")
     empty = base / "no_saved_models"
     repo = pretrained.saved_models_dir()
@@ -29,6 +31,9 @@ def demo(fashion_mnist_ready, tmp_path_factory):
         pretrained.record_entry(entries[SERIES_KEY], empty)
     mp = pytest.MonkeyPatch()
     mp.setenv(pretrained.ENV, str(empty))
+    full = data.one_class_split
+    mp.setattr(data, "one_class_split", lambda source, k, *a, **kw: small_split if (source, k) == ("fashion_mnist", 0)
+               else full(source, k, *a, **kw))
     try:
         code = main(["demo", "--epochs", "1", "--min-steps", "0", "--qat-epochs", "1", "--out", str(base / "out")])
     finally:
@@ -55,20 +60,20 @@ def test_demo_writes_the_entry_plots_and_summary(demo, capsys):
 
 
 @pytest.mark.slow
-def test_demo_loads_a_pretrained_entry_when_there_is_one(demo, tmp_path, monkeypatch, capsys):
+def test_demo_loads_a_pretrained_entry_when_there_is_one(demo, small_split, tmp_path, monkeypatch, capsys):
     """The demo's entry, put in a saved_models folder, is loaded by step 5 through from_zoo (sha256-checked):
     its scores are the ones the demo's own bundle gave on the same images (two load paths agree)."""
     import numpy as np
 
     from training.cli.demo import _pretrained as _demo_pretrained
-    from training.data import class_names, one_class_split
+    from training.data import class_names
 
     root = tmp_path / "saved_models"
     shutil.copytree(demo / "entry", root / "conv_ae" / "fashion_mnist" / "class_0")
     record = json.loads((demo / "demo.json").read_text())["entry"]
     pretrained.record_entry(record, root)
     monkeypatch.setenv(pretrained.ENV, str(root))
-    split = one_class_split("fashion_mnist", 0)
+    split = small_split  # what the demo ran on
     names = class_names("fashion_mnist")
     idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])  # the demo's images
     result = _demo_pretrained(0, split.x_test[idx], split.test_labels[idx], names, record)

@@ -444,3 +444,42 @@ def test_litert_quantizer_export_ranks_like_the_float_model(trained, data, tmp_p
     assert d.spec["model"]["quantizer"] == "litert" and d.spec["input"]["dtype"] == "int8"
     auc_float = roc_auc_score(y_test, score_reconstruction(x_test, trained.predict(x_test, batch_size=500, verbose=0)))
     assert abs(roc_auc_score(y_test, d.score(x_test)) - auc_float) <= 0.005
+
+
+@pytest.mark.parametrize("entry", ["conv_ae/fashion_mnist/class_0", "dense_ae/fashion_mnist/class_0",
+                                   "vae/fashion_mnist/class_0", "conv1d_ae/kdd_tsad_135/class_0"])
+def test_one_input_at_a_time_scores_exactly_as_the_batch(entry):
+    """The batch-1 path (tensors written and read in place) gives the batch path's scores bit for bit."""
+    from edge import Detector
+
+    bundle = REPO / "saved_models" / entry / "detector"
+    if not bundle.is_dir():
+        pytest.skip(f"no {entry} bundle in saved_models/")
+    det = Detector.load(bundle)
+    rng = np.random.default_rng(0)
+    if det.input.name == "image":
+        x = rng.random((40, *det.input_shape), dtype=np.float32)
+        x[0] = 0.0
+        x[1] = 1.0
+    else:
+        x = det.input.to_device(rng.standard_normal((40, *det.input_shape)).astype(np.float32) * 3)
+    batch = det.score(x)
+    single = np.array([det.score(x[i]) for i in range(len(x))]).ravel()
+    assert single.tolist() == batch.tolist()
+    assert det.quantize(x[:1]).tolist() == det.quantize(x)[:1].tolist()
+
+
+def test_the_one_pass_pixel_check_refuses_what_the_full_check_refuses():
+    from edge import Detector
+
+    bundle = REPO / "saved_models" / "conv_ae" / "fashion_mnist" / "class_0" / "detector"
+    if not bundle.is_dir():
+        pytest.skip("no conv_ae bundle in saved_models/")
+    det = Detector.load(bundle)
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    x[1, 3, 3, 0] = -0.0  # in [0, 1], though its bits are not: the full check accepts it
+    assert det.score(x)[1] == det.score(np.zeros((1, 28, 28, 1), np.float32))[0]
+    for bad in (np.nextafter(np.float32(1), np.float32(2)), np.float32(-1e-30), np.float32("nan"), np.float32("inf")):
+        x[1, 3, 3, 0] = bad
+        with pytest.raises(UserError, match="float pixels in \\[0, 1\\]|NaN"):
+            det.score(x)
