@@ -87,7 +87,7 @@ def int_arg(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def register(sub: Any) -> None:
-    """Add ``aezoo detect`` and ``aezoo calibrate``."""
+    """Add ``aezoo detect``, ``aezoo calibrate`` and ``aezoo agreement``."""
     from edge.detector import MAX_THREADS
 
     p = sub.add_parser(
@@ -136,6 +136,18 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the calibration as JSON")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=calibrate)
+
+    p = sub.add_parser(
+        "agreement",
+        help="score inputs on LiteRT's default (XNNPACK) and reference kernels and compare the verdicts (no TensorFlow)",
+        description="Does this board reach the verdict a microcontroller (reference kernels) or another board "
+        "(XNNPACK) reaches? Scores the inputs with both kernel sets and prints, per pair, the fraction of inputs with "
+        "the same verdict and the score differences in percent of the threshold, beside what the export recorded.",
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="detector bundle directory")
+    p.add_argument("files", metavar="FILES", nargs="+", help="images, .npy arrays, .csv files or recordings")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=agreement)
 
 
 def detect(args: argparse.Namespace) -> int:
@@ -223,8 +235,28 @@ def calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def agreement(args: argparse.Namespace) -> int:
+    """``aezoo agreement``: the same inputs on LiteRT's default and reference kernels; verdicts and scores compared."""
+    from edge import agreement as _agreement
+    from edge.bundle import read_bundle
+    from edge.detector import Detector
+
+    model, spec = read_bundle(args.bundle)
+    x, _ = read_inputs(Detector(model, spec), args.files)
+    report = _agreement.measure(model, spec, x, inputs=f"{len(args.files)} input file(s)", prepared=True)
+    recorded = spec["provenance"].get("agreement")
+    if args.json:
+        json.dump({"bundle": args.bundle, **report, "recorded": recorded}, sys.stdout, indent=2)
+        print()
+    else:
+        print(_agreement.summary(report))
+        if recorded:
+            print("recorded at export:\n" + "\n".join("  " + line for line in _agreement.summary(recorded).splitlines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The runtime-only ``aezoo``: ``detect`` and ``calibrate``."""
+    """The runtime-only ``aezoo``: ``detect``, ``calibrate`` and ``agreement``."""
     parser = argparse.ArgumentParser(prog=PROG, description="Autoencoder zoo runtime: score inputs with a detector bundle.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

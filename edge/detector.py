@@ -23,6 +23,8 @@ from zoo.quiet import native_stderr_silenced
 MAX_BATCH = 1024
 # LiteRT creates one thread pool per interpreter; thousands of threads crash the process.
 MAX_THREADS = 64
+# The CPU kernels LiteRT can run a bundle with: its XNNPACK delegate, or its builtin reference kernels.
+KERNELS = ("default", "reference")
 
 
 class Detector:
@@ -44,22 +46,27 @@ class Detector:
         spec: The bundle's detector.json contents (as format version 2).
     """
 
-    def __init__(self, model_content: bytes, spec: dict, *, num_threads: int = 1):
+    def __init__(self, model_content: bytes, spec: dict, *, num_threads: int = 1, kernels: str | None = None):
         """Build the interpreter for ``model_content`` described by ``spec`` (a detector.json dict).
 
         Args:
             model_content: The ``.tflite`` flatbuffer bytes.
             spec: The detector.json dictionary (see docs/BUNDLE.md).
             num_threads: LiteRT CPU threads, 1..64. Defaults to 1 (lowest batch-1 latency).
+            kernels: "default" (LiteRT's XNNPACK delegate, what a Raspberry-Pi-class board runs) or "reference"
+                (LiteRT's builtin kernels, the closest to TFLite Micro's); None: the bundle's ``model.kernels``.
         """
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         spec = _bundle.check_spec(spec, known_kinds=SCORE_KINDS)
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
             raise UserError(f"num_threads must be an integer in 1..{MAX_THREADS}. Received: num_threads={num_threads!r}")
+        if kernels not in (None, *KERNELS):
+            raise UserError(f"kernels must be one of {', '.join(KERNELS)} (or None: the bundle's). Received: {kernels!r}")
         # A microcontroller export was calibrated on LiteRT's builtin kernels, the closest to what TFLite
         # Micro runs; LiteRT's default XNNPACK delegate rounds int8 differently.
-        reference = spec["model"].get("kernels") == "reference"
+        self.kernels = kernels or spec["model"].get("kernels", "default")
+        reference = self.kernels == "reference"
         resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if reference else OpResolverType.AUTO
         try:
             with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on stderr
@@ -117,20 +124,22 @@ class Detector:
         self._batch = int(ins[0]["shape"][0])
 
     @classmethod
-    def load(cls, bundle: str | os.PathLike, *, num_threads: int = 1, verify: bool = True) -> "Detector":
+    def load(cls, bundle: str | os.PathLike, *, num_threads: int = 1, verify: bool = True,
+             kernels: str | None = None) -> "Detector":
         """Load a detector bundle directory written by ``aezoo export``.
 
         Args:
             bundle: The bundle directory (detector.json + model.tflite).
             num_threads: LiteRT CPU threads. Defaults to 1.
             verify: Check the sha256 of the model file and of detector.json's content. Defaults to True.
+            kernels: "default" or "reference" (see ``__init__``); None: the bundle's.
 
         Raises:
             UserError: for a missing or malformed detector.json, a missing model file,
                 a sha256 mismatch or a model LiteRT cannot load.
         """
         data, spec = _bundle.read_bundle(bundle, verify=verify, known_kinds=SCORE_KINDS)
-        return cls(data, spec, num_threads=num_threads)
+        return cls(data, spec, num_threads=num_threads, kernels=kernels)
 
     @classmethod
     def from_zoo(cls, model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,

@@ -122,6 +122,28 @@ def test_bundle_records_what_a_device_needs(bundle, data):
     assert not any(p.name.startswith(".") for p in bundle.parent.iterdir()), "atomic_dir left a temporary"
 
 
+def test_the_bundle_records_runtime_agreement_that_a_fresh_measurement_reproduces(bundle, data, capsys):
+    from edge import agreement
+    from edge.cli import main as runtime_main
+
+    raw, spec = read_bundle(bundle)
+    recorded = spec["provenance"]["agreement"]
+    assert recorded["on"] == "the normal validation inputs" and recorded["inputs"] == len(data[1])
+    assert set(recorded["pairs"]) == {"litert_default vs litert_reference", "litert_default vs keras",
+                                      "litert_reference vs keras"}
+    kernels = recorded["pairs"]["litert_default vs litert_reference"]
+    assert 0.99 <= kernels["verdicts_agree"] <= 1.0 and 0 <= kernels["score_diff_p99"] <= kernels["score_diff_max"]
+    scores = agreement.kernel_scores(raw, spec, data[1])
+    t = spec["threshold"]["value"]
+    fresh = agreement.compare(scores, {k: t for k in scores})["pairs"]["litert_default vs litert_reference"]
+    assert fresh == kernels  # the same kernels, the same inputs: the same figures, exactly
+    assert fresh["disagree"] == int(np.sum((scores["litert_default"] > t) != (scores["litert_reference"] > t)))
+    np.save(data_file := Path(bundle).parent / "val.npy", data[1])
+    assert runtime_main(["agreement", str(bundle), str(data_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"]["litert_default vs litert_reference"] == kernels and report["recorded"] == recorded
+
+
 def test_detector_interface(detector, data):
     from edge.scoring import score_reconstruction
 

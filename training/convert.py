@@ -274,6 +274,17 @@ def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> d
     return record
 
 
+def _agreement(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> dict:
+    """How the runtimes agree on the normal validation inputs (``edge.agreement``): LiteRT's default and reference
+    kernels, and the Keras model that was converted (at its own threshold)."""
+    from edge import agreement
+    from edge.bundle import finish_spec
+
+    keras = (detector.decision_function(x_val), detector.threshold_)
+    return agreement.measure(tflite, finish_spec(spec, tflite), _to_device(x_val, spec), others={"keras": keras},
+                             inputs="the normal validation inputs")
+
+
 def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
     """Model-space inputs back to what a device passes in (the input kind undoes its standardization)."""
     from edge.inputs import for_spec
@@ -316,6 +327,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score, quantizer=quantizer,
                        preprocessing=preprocessing or {}, class_names=class_names, provenance=provenance)
     spec["threshold"] = _calibrate(spec, tflite, detector, x_val)
+    spec["provenance"] = {**spec["provenance"], "agreement": _agreement(spec, tflite, detector, x_val)}
     check_spec({"format": "aezoo-detector", "format_version": 2, **spec,
                 "model": {**spec["model"], "file": "model.tflite", "sha256": "0" * 64, "bytes": len(tflite)}})
     extra: dict[str, bytes | str] = {}
