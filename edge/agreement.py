@@ -40,7 +40,8 @@ def compare(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float]) -
     Returns:
         ``{"inputs": n, "flagged": {runtime: fraction}, "pairs": {"a vs b": {"verdicts_agree", "disagree",
         ["score_diff_p99", "score_diff_max"]}}, "min_verdicts_agree": ...}``; score differences are
-        ``|a - b| / threshold`` (0.05 = 5% of the threshold).
+        ``|a - b| / threshold`` (0.05 = 5% of the threshold; None when the threshold is 0), and the largest
+        ``|a - b|`` in score units.
     """
     names = list(scores)
     n = len(scores[names[0]])
@@ -49,10 +50,12 @@ def compare(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float]) -
     for a, b in combinations(names, 2):
         agree = verdicts[a] == verdicts[b]
         pair = {"verdicts_agree": float(agree.mean()) if n else 1.0, "disagree": int((~agree).sum())}
-        if a in SAME_MODEL and b in SAME_MODEL:
-            diff = np.abs(np.asarray(scores[a], np.float64) - scores[b]) / abs(thresholds[a])
-            pair.update(score_diff_p99=float(np.percentile(diff, 99)) if n else 0.0,
-                        score_diff_max=float(diff.max()) if n else 0.0)
+        if a in SAME_MODEL and b in SAME_MODEL and n:
+            diff = np.abs(np.asarray(scores[a], np.float64) - scores[b])
+            unit = abs(thresholds[a])  # a threshold of 0 (a detector that scores every normal input 0) has no scale
+            pair.update(score_diff_p99=float(np.percentile(diff, 99)) / unit if unit else None,
+                        score_diff_max=float(diff.max()) / unit if unit else None,
+                        score_diff_max_absolute=float(diff.max()))
         pairs[f"{a} vs {b}"] = pair
     return {"inputs": int(n), "flagged": {k: float(v.mean()) if n else 0.0 for k, v in verdicts.items()},
             "pairs": pairs, "min_verdicts_agree": min((p["verdicts_agree"] for p in pairs.values()), default=1.0)}
@@ -75,6 +78,7 @@ def summary(report: dict) -> str:
     lines = [f"{report['inputs']} inputs{' (' + report['on'] + ')' if report.get('on') else ''}:"]
     for pair, p in report["pairs"].items():
         diff = (f"; score difference p99 {100 * p['score_diff_p99']:.2f}%, max {100 * p['score_diff_max']:.2f}% of the "
-                "threshold") if "score_diff_p99" in p else ""
+                "threshold") if p.get("score_diff_p99") is not None else \
+            (f"; largest score difference {p['score_diff_max_absolute']:.6g}" if "score_diff_max_absolute" in p else "")
         lines.append(f"  {pair}: same verdict on {100 * p['verdicts_agree']:.2f}% ({p['disagree']} differ){diff}")
     return "\n".join(lines)

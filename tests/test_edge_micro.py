@@ -59,6 +59,8 @@ def test_c_array_compiles(c_bundle, tmp_path):
 def test_runs_under_tflite_micro_with_the_bundles_verdicts(c_bundle, small_split):
     from edge import Detector
 
+    # The default detector (conv_ae of the default size, nap) fits a microcontroller's 64 KiB of flash.
+    assert (c_bundle / "model.tflite").stat().st_size <= 64 * 1024
     report = json.loads((c_bundle / "micro.json").read_text())
     assert report["ok"] and report["unsupported_ops"] == []
     assert report["arena_bytes"] > 0 and report["arena_verified"]

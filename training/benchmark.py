@@ -207,6 +207,85 @@ def compare_scores(models: Sequence[str], scores: Sequence[str], *, dataset: str
             "best": {m: max(v, key=v.get) for m, v in means.items()}, "machine": runs.machine_info()}
 
 
+# -- device fidelity: the int8 head's quantization-noise floor, chosen on development data ------------------------
+
+
+def _dev_inputs(dataset: str, k: int, split: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Development inputs and labels from training data only: images by :func:`development_split`; series windows as
+    the class's normal validation windows and (for sets) training windows of the other classes; a recording has
+    normal validation windows only (no labels: agreement, no AUROC)."""
+    from training import data
+
+    if split.units is None:
+        return development_split(dataset, k)[1:]
+    if split.units.how == "points":
+        return split.x_val, None
+    others = [data.one_class_split(dataset, c).x_train for c in range(len(split.class_names)) if c != k]
+    anomalies = np.concatenate(others)
+    pick = np.random.default_rng(k).choice(len(anomalies), min(DEV_ANOMALIES, len(anomalies)), replace=False)
+    return np.concatenate([split.x_val, anomalies[np.sort(pick)]]), np.r_[np.zeros(len(split.x_val)), np.ones(len(pick))]
+
+
+def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Path, *, fmt: str = "bundle") -> dict:
+    """For zoo entries ("model/dataset/class"): export the float model to int8 (post-training, a proxy for the zoo's
+    QAT export) with each quantization-noise floor of ``steps`` (``training.convert.QUANT_NOISE_STEPS``) and measure,
+    on development data only (:func:`_dev_inputs`), the verdict agreement of LiteRT's two kernel sets, their score
+    differences, and the AUROC of both and of the float model; with ``fmt="c-array"`` the microcontroller build (batch
+    1) and its TFLite Micro check (model bytes, arena). The test split is never read."""
+    from sklearn.metrics import roc_auc_score
+
+    from edge import agreement
+    from edge.bundle import read_bundle
+    from edge.inputs import for_spec
+    from training import convert, data
+    from training.pipeline import entry_float_detector
+    from zoo import pretrained
+
+    out = Path(out)
+    rows, default = [], convert.QUANT_NOISE_STEPS
+    for name in entries:
+        model, dataset, k = name.split("/")
+        record = pretrained.get_entry(model, dataset, int(k))
+        float_det = entry_float_detector(record, pretrained.saved_models_dir() / record["path"])
+        split = data.one_class_split(dataset, int(k))
+        x_dev, y_dev = _dev_inputs(dataset, int(k), split)
+        row = {"entry": name, "dev_inputs": int(len(x_dev)), "dev_anomalies": int(y_dev.sum()) if y_dev is not None else 0}
+        if y_dev is not None:
+            row["float_auroc"] = float(roc_auc_score(y_dev, float_det.decision_function(x_dev)))
+        for step in steps:
+            convert.QUANT_NOISE_STEPS = float(step)
+            try:
+                bundle = convert.export_detector(float_det, out / "bundles" / name.replace("/", "_") / f"steps_{step:g}",
+                                                 x_train=split.x_train, x_val=split.x_val, class_names=list(split.class_names),
+                                                 provenance={"seed": 0}, preprocessing=split.preprocessing, overwrite=True,
+                                                 fmt=fmt)
+            finally:
+                convert.QUANT_NOISE_STEPS = default
+            tflite, spec = read_bundle(bundle)
+            scores = agreement.kernel_scores(tflite, spec, for_spec(spec).to_device(x_dev))
+            t = spec["threshold"]["value"]
+            pair = agreement.compare(scores, {n: t for n in scores})["pairs"]["litert_default vs litert_reference"]
+            cell = {**pair, "threshold": t, "model_bytes": len(tflite)}
+            if "micro" in spec:
+                cell["micro"] = {k: spec["micro"][k] for k in ("ok", "arena_bytes", "verdicts_agree", "images_compared",
+                                                               "max_score_diff_vs_litert")}
+            if y_dev is not None:
+                cell.update({f"auroc_{n}": float(roc_auc_score(y_dev, s)) for n, s in scores.items()})
+            row[f"steps_{step:g}"] = cell
+            print(f"{name} steps {step:g}: {len(tflite):,} model bytes" + (f", arena {cell['micro']['arena_bytes']:,}"
+                  if "micro" in cell else "") + f"; kernels agree {100 * pair['verdicts_agree']:.2f}% ({pair['disagree']} differ), "
+                  f"score diff p99 {100 * pair['score_diff_p99']:.1f}% max {100 * pair['score_diff_max']:.1f}% of the "
+                  f"threshold" + (f", AUROC {cell['auroc_litert_default']:.4f} (float {row['float_auroc']:.4f})"
+                                  if y_dev is not None else ""), flush=True)
+        rows.append(row)
+    result = {"entries": list(entries), "steps": [float(v) for v in steps], "format": fmt, "rows": rows,
+              "machine": runs.machine_info(),
+              "note": "int8 by post-training quantization of each entry's float model (the zoo's bundles come from QAT); "
+                      "development data from the training split only"}
+    write_json(out / "fidelity.json", result)
+    return result
+
+
 # -- own data: a small image folder, and feature vectors ----------------------------------------------------
 
 

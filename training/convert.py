@@ -28,6 +28,10 @@ EXPORT_FORMATS = ("bundle", "c-array")
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
 MICRO_CHECK_INPUTS = 64
+# An int8 score head (nap's whitening) is fitted with this many squared quantization steps of its input features
+# added to every variance: kernels that round a feature one step apart then move the score by at most about
+# 1 / QUANT_NOISE_STEPS per feature, instead of by the inverse of a near-zero variance (docs/BUNDLE.md).
+QUANT_NOISE_STEPS = 0.0
 
 
 def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None,
@@ -85,6 +89,10 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        # A microcontroller build (batch 1) quantizes dense layers per tensor: per-channel scales and zero points of
+        # the 512-unit layers cost 15 KB, which put the default detector at 66,304 bytes; per tensor it is 51,216 B
+        # with its arena 17 KB instead of 22 KB, at the same development AUROC (BENCHMARKS.md, TFLite Micro).
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = batch_size == 1
     try:
         with native_stderr_silenced(), warnings.catch_warnings():
             # "Statistics for quantized inputs were expected": the int8 input's range comes from the representative data.
@@ -206,8 +214,17 @@ def deployed_score(detector: Any, quant: str, representative: np.ndarray | None,
     tflite = to_tflite(features, "int8", representative, quantizer=quantizer)
     names = output_order(tflite, features, np.asarray(x_train[:4], np.float32))
     values = run_tflite(tflite, x_train)[names.index("features")]
-    score = copy.deepcopy(score).fit_head(values)
+    step = _output_scale(tflite, names.index("features"))
+    score = copy.deepcopy(score).fit_head(values, noise_var=QUANT_NOISE_STEPS * step**2)
     return score, score.graph(detector.model_)
+
+
+def _output_scale(tflite: bytes, k: int) -> float:
+    """The quantization step of a model's ``k``-th output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with native_stderr_silenced():
+        return float(Interpreter(model_content=tflite).get_output_details()[k]["quantization"][0])
 
 
 def _tensor_spec(details: dict, name: str | None = None) -> dict:

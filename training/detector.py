@@ -176,11 +176,20 @@ class AutoencoderDetector:
             config = DetectorConfig.from_run_config(_read_json(path / "config.json")) \
                 if (path / "config.json").is_file() else DetectorConfig()
         record = _read_json(path / THRESHOLD_FILE)
-        det = cls(config, network=zoo.load_model(path / MODEL_FILE))
-        det.score_ = make_score(record.get("score", config.score), record.get("score_options", config.score_options))
-        det.score_.load_state(path / SCORE_STATE_FILE)
-        det.threshold_record_ = {k: v for k, v in record.items() if not k.startswith("score")}
-        det.threshold_ = float(record["value"])
+        return cls.assemble(config, zoo.load_model(path / MODEL_FILE), record.get("score", config.score),
+                            record.get("score_options", config.score_options), path / SCORE_STATE_FILE,
+                            {k: v for k, v in record.items() if not k.startswith("score")})
+
+    @classmethod
+    def assemble(cls, config: DetectorConfig, network: Any, score: str, score_options: dict | None,
+                 score_state: str | os.PathLike, threshold_record: dict) -> "AutoencoderDetector":
+        """A fitted detector from its saved parts: the network, the score (kind, options, fitted state file) and the
+        threshold record (a run folder's, or a zoo entry's)."""
+        det = cls(config, network=network)
+        det.score_ = make_score(score, score_options)
+        det.score_.load_state(Path(score_state))
+        det.threshold_record_ = dict(threshold_record)
+        det.threshold_ = float(threshold_record["value"])
         return det
 
 

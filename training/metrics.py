@@ -14,7 +14,7 @@ FPR_TARGETS = (0.01, 0.05)
 UCR_MARGIN = 100
 
 
-def _ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
+def ranking_metrics(y_true: np.ndarray, scores: np.ndarray) -> dict:
     """AUROC and AUPRC, or None with the reason when the labels hold one class only (JSON has no NaN)."""
     if y_true.min() == y_true.max():
         reason = "the test data holds only " + ("anomalies" if y_true.min() == 1 else "normal inputs")
@@ -73,7 +73,7 @@ def detection_metrics(
     y_pred = (scores > threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     out = {
-        **_ranking_metrics(y_true, scores),
+        **ranking_metrics(y_true, scores),
         "precision": float(skm.precision_score(y_true, y_pred, zero_division=0)),
         "recall": float(skm.recall_score(y_true, y_pred, zero_division=0)),
         "f1": float(skm.f1_score(y_true, y_pred, zero_division=0)),

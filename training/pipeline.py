@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -198,7 +199,23 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
     t0 = time.perf_counter()
     reports["speed"] = _speed(bundle, split.x_test)
     timing["latency_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    reports["agreement"] = entry_agreement(bundle, float_det.decision_function(split.x_test), float_det.threshold_, split)
+    timing["agreement_seconds"] = round(time.perf_counter() - t0, 3)
     return reports, bundle
+
+
+def entry_agreement(bundle: Path, float_scores: np.ndarray, float_threshold: float, split: Any) -> dict:
+    """Do the runtimes agree on the test inputs (images, vectors, windows)? The int8 bundle on LiteRT's default and
+    reference kernels, and the float Keras model's scores at its own threshold (``edge.agreement``). Measured, never
+    chosen on: nothing depends on it."""
+    from edge import agreement
+    from edge.bundle import read_bundle
+    from edge.inputs import for_spec
+
+    model, spec = read_bundle(bundle)
+    return agreement.measure(model, spec, for_spec(spec).to_device(split.x_test),
+                             others={"keras_float": (float_scores, float_threshold)}, inputs="the test split")
 
 
 def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any, qat_det: Any, reports: dict, bundle: Path,
@@ -222,6 +239,7 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
                  "bundle_bytes": sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()),
                  "keras_bytes": (out_dir / "model.keras").stat().st_size, "parameters": int(float_det.model_.count_params())},
         "latency": reports["speed"]["latency"], "throughput_per_second": reports["speed"]["throughput_per_second"],
+        "agreement": reports["agreement"],
         "training": {"how": how, **{n: t[n] for n in ("epochs_run", "best_epoch", "stopped_early", "still_improving",
                                                       "images_per_second", "n_train")},
                      "n_val": int(len(split.x_val))},
@@ -316,6 +334,57 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
                                "shard": f"{shard[0]}/{shard[1]}", "built": len(built), "skipped": len(skipped),
                                "seconds": round(seconds, 1)}, root)
     return {"built": built, "skipped": skipped, "seconds": seconds, "root": str(root)}
+
+
+def entry_float_detector(record: dict, entry: Path) -> Any:
+    """An entry's float detector, assembled from its files: model.keras, score.npz and the float threshold record."""
+    import zoo
+    from training.config import DetectorConfig
+    from training.detector import AutoencoderDetector
+
+    train = record["hyperparameters"]["train"]
+    return AutoencoderDetector.assemble(DetectorConfig.from_run_config(train), zoo.load_model(entry / "model.keras"),
+                                        record["score"], train.get("score_options"), entry / "score.npz",
+                                        record["threshold"]["float"])
+
+
+def remeasure_agreement(root: str | Path | None = None, *, models: Sequence[str] | None = None,
+                        progress: Any = None) -> list[str]:
+    """Measure every entry's runtime agreement on its test split (:func:`entry_agreement`); update manifest and cards.
+
+    The float detector is assembled from the entry's files (model.keras, score.npz, the float threshold record);
+    its test AUROC must reproduce the manifest's, or the entry is refused. Returns the keys updated.
+    """
+    from training import data
+    from training.metrics import ranking_metrics
+
+    root = pretrained.saved_models_dir(root, must_exist=True)
+    updated, splits = [], {}
+    records = [r for r in pretrained.list_pretrained(root=root) if not models or r["model"] in models]
+    for record in records:
+        entry = pretrained.verify_entry(record, root)
+        key = (record["dataset"], record["normal_class"])
+        if key not in splits:
+            splits = {key: data.one_class_split(*key)}  # one split in memory at a time
+        split = splits[key]
+        float_det = entry_float_detector(record, entry)
+        scores = float_det.decision_function(split.x_test)
+        result = entry_agreement(entry / "detector", scores, float_det.threshold_, split)
+        got = ranking_metrics(split.y_test, split.unit_scores(scores, "test"))["auroc"]
+        if abs(got - record["metrics"]["float"]["auroc"]) > 1e-6:
+            raise UserError(f"{record['path']}: its float model gives test AUROC {got:.6f}, the manifest says "
+                            f"{record['metrics']['float']['auroc']:.6f}: the entry's files do not match its record")
+        card = runs.read_json(entry / "card.json", "the model card")
+        for doc in (record, card):
+            doc["agreement"] = result
+        json.dumps(record, allow_nan=False)  # a value JSON cannot hold fails here, before any file changes
+        write_json(entry / "card.json", card)
+        record["files"] = pretrained.file_records(entry, list(record["files"]))
+        pretrained.record_entry(record, root)
+        updated.append(record["path"])
+        if progress is not None:
+            progress(record["path"], result)
+    return updated
 
 
 def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] | None = None) -> list[str]:

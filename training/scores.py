@@ -103,8 +103,9 @@ class Score:
         """
         return None
 
-    def fit_head(self, features: np.ndarray) -> "Score":
-        """Refit the head on ``features`` of normal training inputs (kinds without a head have nothing to refit)."""
+    def fit_head(self, features: np.ndarray, *, noise_var: float = 0.0) -> "Score":
+        """Refit the head on ``features`` of normal training inputs (kinds without a head have nothing to refit);
+        ``noise_var``: the variance of the features' rounding, for int8 ones."""
         return self
 
     def score(self, model: Any, x: np.ndarray, *, graph: Any = None, batch_size: int = PREDICT_BATCH) -> np.ndarray:
@@ -335,12 +336,17 @@ class NAP(Score):
                 else int(np.prod([-(-int(t.shape[1]) // 2), -(-int(t.shape[2]) // 2), int(t.shape[3])]))
                 for i, t in enumerate(outs)]
 
-    def fit_head(self, features: np.ndarray) -> "NAP":
-        """Fit the whitening on standardized features (the float ones, or those an int8 model computes)."""
+    def fit_head(self, features: np.ndarray, *, noise_var: float = 0.0) -> "NAP":
+        """Fit the whitening on standardized features (the float ones, or those an int8 model computes).
+
+        ``noise_var`` is added to every feature's variance: for int8 features, the variance of a
+        rounding step (see ``training.convert.QUANT_NOISE_STEPS``), so a feature that barely moves
+        on normal data is not whitened into an amplifier of the kernels' rounding differences.
+        """
         from sklearn.covariance import LedoitWolf
 
         v = np.asarray(features, np.float64)
-        cov = LedoitWolf(assume_centered=False).fit(v).covariance_
+        cov = LedoitWolf(assume_centered=False).fit(v).covariance_ + np.eye(v.shape[1]) * float(noise_var)
         # precision = L L^T, so (v - m)^T precision (v - m) = ||L^T (v - m)||^2: a Dense layer.
         try:
             whiten = np.linalg.cholesky(np.linalg.inv(cov))

@@ -382,8 +382,8 @@ def _dataset_table(manifest: dict, dataset: str) -> str:
     for r in sorted(records, key=_sort_key):
         by_model.setdefault(r["model"], {})[int(r["normal_class"])] = r
     head = "| model | score | " + " | ".join(str(k) for k in classes) + \
-        " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs |"
-    lines = [f"**{dataset}**", "", head, "|---|---|" + "---:|" * (len(classes) + 6)]
+        " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs | same verdict: kernels | float vs int8 |"
+    lines = [f"**{dataset}**", "", head, "|---|---|" + "---:|" * (len(classes) + 8)]
     baselines: dict[str, dict[int, float]] = {b: {} for b in BASELINE_ROWS}
     for name, entries in by_model.items():
         int8 = {k: r["metrics"]["int8"]["auroc"] for k, r in entries.items()}
@@ -394,22 +394,35 @@ def _dataset_table(manifest: dict, dataset: str) -> str:
         lat = sorted(latency_us(r) for r in entries.values())[len(entries) // 2]
         score = "/".join(sorted({r.get("score", "mse") for r in entries.values()}))
         lines.append(_row(f"{name} | {score}", int8, classes, f"{sum(floats) / len(floats):.3f}",
-                          _fmt(sum(recall) / len(recall) if recall else None), f"{kib:.1f}", f"{lat:.0f}"))
+                          _fmt(sum(recall) / len(recall) if recall else None), f"{kib:.1f}", f"{lat:.0f}",
+                          *(_least_agreement(entries.values(), pair) for pair in AGREEMENT_COLUMNS)))
         for k, r in entries.items():
             for b in baselines:
                 if b in r["metrics"]:
                     baselines[b].setdefault(k, r["metrics"][b]["auroc"])
     for b, title in BASELINE_ROWS.items():
         if baselines[b]:
-            lines.append(_row(title, dict(sorted(baselines[b].items())), classes, "–", "–", "–", "–"))
+            lines.append(_row(title, dict(sorted(baselines[b].items())), classes, *["–"] * 6))
     protocol = records[0].get("protocol", "").replace("PROTOCOL.md ", "")
     lines += ["", f"{len(records)} entries ({len(by_model)} models x up to {len(classes)} normal classes) on {dataset}. "
               f"AUROC of the QAT-trained full-integer detector ({protocol}); "
               "float mean = the float Keras model's mean AUROC; recall of anomalies at the threshold that flags 5% of the "
               "normal validation inputs; bundle = model.tflite + detector.json; batch-1 median latency (one input, or one "
-              "window) through `edge.Detector` on one thread. Generated from saved_models/manifest.json by "
+              "window) through `edge.Detector` on one thread; same verdict = the least, over the classes, fraction of "
+              "test inputs (windows for series) with the same verdict on LiteRT's XNNPACK and reference kernels, and "
+              "for the float Keras model and the int8 detector (each at its own threshold) (`aezoo zoo agreement`). "
+              "Generated from saved_models/manifest.json by "
               "`aezoo zoo table --write README.md`."]
     return "\n".join(lines)
+
+
+# The zoo table's agreement columns: pairs of edge.agreement's report, as recorded in each entry.
+AGREEMENT_COLUMNS = ("litert_default vs litert_reference", "litert_default vs keras_float")
+
+
+def _least_agreement(records: Iterable[dict], pair: str) -> str:
+    values = [r["agreement"]["pairs"][pair]["verdicts_agree"] for r in records if pair in r.get("agreement", {}).get("pairs", {})]
+    return f"{100 * min(values):.2f}%" if values else "–"
 
 
 def latency_us(record: dict) -> float:

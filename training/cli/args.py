@@ -55,6 +55,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def float_list(text: str) -> list[float]:
+    """Non-negative numbers separated by commas, e.g. ``0,0.25,1``."""
+    try:
+        values = [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers separated by commas, e.g. 0,0.25,1. Received: {text!r}")
+    return values
+
+
 def name_list(text: str) -> list[str]:
     """Names separated by commas, e.g. ``conv_ae,vae``."""
     names = [part for part in text.replace(" ", "").split(",") if part]

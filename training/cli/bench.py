@@ -1,11 +1,11 @@
-"""``aezoo bench small-images | vectors | series | series-dev | stream | corruption``: benchmarks that print and record their figures."""
+"""``aezoo bench small-images | vectors | series | series-dev | fidelity | stream | corruption``: benchmarks that print and record their figures."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from training.cli.args import int_arg, name_list
+from training.cli.args import float_list, int_arg, name_list
 
 
 def register(sub: Any) -> None:
@@ -49,6 +49,15 @@ def register(sub: Any) -> None:
     d.add_argument("--model", default="conv1d_ae", help="default conv1d_ae")
     d.add_argument("--out", metavar="DIR", default="runs/series_dev", help="default runs/series_dev")
     d.set_defaults(func=_series_dev)
+    fd = bsub.add_parser("fidelity", help="device fidelity on development data: the int8 score head's quantization-noise "
+                         "floor vs verdict agreement of LiteRT's two kernel sets and AUROC (test data never read)")
+    fd.add_argument("--entries", type=name_list, required=True, metavar="MODEL/DATASET/CLASS,...",
+                    help="zoo entries, e.g. conv_ae/fashion_mnist/8,conv1d_ae/acsf1/9")
+    fd.add_argument("--steps", type=float_list, default=[0.0, 0.25, 1.0, 4.0],
+                    help="noise floors in squared quantization steps (default 0,0.25,1,4)")
+    fd.add_argument("--c-array", action="store_true", help="export the microcontroller build (batch 1, TFLite Micro check)")
+    fd.add_argument("--out", metavar="DIR", default="runs/bench_fidelity", help="default runs/bench_fidelity")
+    fd.set_defaults(func=_fidelity)
     st = bsub.add_parser("stream", help="per-hop latency of StreamDetector on every series zoo entry, and the C stream "
                                         "detector under TFLite Micro",
                          description="Streams each series entry's test data through edge.StreamDetector in a TensorFlow-free "
@@ -67,6 +76,14 @@ def register(sub: Any) -> None:
     c.add_argument("--seed", type=int_arg(0), default=0, help="which random corruptions; default 0")
     c.add_argument("--out", metavar="DIR", default="runs/bench_corruption", help="default runs/bench_corruption")
     c.set_defaults(func=_corruption)
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from training.benchmark import fidelity_study
+
+    fidelity_study(args.entries, args.steps, args.out, fmt="c-array" if args.c_array else "bundle")
+    print(f"wrote {args.out}/fidelity.json")
+    return 0
 
 
 def _small_images(args: argparse.Namespace) -> int:

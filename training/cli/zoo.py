@@ -60,7 +60,7 @@ def _register_zoo(sub: Any) -> None:
 
 
 def _register_inspection(zsub: Any) -> None:
-    """zoo list | verify | compare-scores | latency | table: reading (and re-measuring) the entries."""
+    """zoo list | verify | compare-scores | latency | agreement | table: reading (and re-measuring) the entries."""
     ls = zsub.add_parser("list", help="print the pretrained entries and their metrics")
     ls.add_argument("pattern", nargs="?", default="*", help="glob over model names (default: all)")
     ls.add_argument("--dataset", help="only this dataset")
@@ -89,6 +89,15 @@ def _register_inspection(zsub: Any) -> None:
     lat.add_argument("--models", type=name_list, help="comma-separated model names (default: all)")
     lat.add_argument("--saved-models", metavar="DIR", help=SAVED)
     lat.set_defaults(func=_latency)
+
+    ag = zsub.add_parser("agreement", help="measure every entry's verdict agreement across runtimes on its test split",
+                         description="For each entry: its int8 detector on LiteRT's default (XNNPACK) and reference "
+                                     "kernels and its float Keras model (at its own threshold) score the test split; "
+                                     "record, per pair, the fraction of the same verdicts and the score differences in "
+                                     "the manifest and the card (the zoo table shows them). Nothing is chosen on it.")
+    ag.add_argument("--models", type=name_list, help="comma-separated model names (default: all)")
+    ag.add_argument("--saved-models", metavar="DIR", help=SAVED)
+    ag.set_defaults(func=_agreement)
 
     t = zsub.add_parser("table", help="print the README zoo table from the manifest, or rewrite it in a README")
     t.add_argument("--dataset", help="only this dataset (default: one table per dataset in the manifest)")
@@ -233,6 +242,21 @@ def _latency(args: argparse.Namespace) -> int:
 
     updated = remeasure_latency(args.saved_models, models=args.models)
     print(f"measured {len(updated)} entries again")
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from training.pipeline import remeasure_agreement
+
+    def report(key: str, result: dict) -> None:
+        kernels = result["pairs"]["litert_default vs litert_reference"]
+        p99 = kernels.get("score_diff_p99")
+        print(f"{key}: kernels agree on {100 * kernels['verdicts_agree']:.2f}% ({kernels['disagree']} differ, score "
+              f"difference p99 {'n/a (threshold 0)' if p99 is None else f'{100 * p99:.1f}% of the threshold'}); float vs int8 "
+              f"{100 * result['pairs']['litert_default vs keras_float']['verdicts_agree']:.2f}%", flush=True)
+
+    updated = remeasure_agreement(args.saved_models, models=args.models, progress=report)
+    print(f"measured {len(updated)} entries")
     return 0
 
 
