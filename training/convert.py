@@ -28,6 +28,10 @@ EXPORT_FORMATS = ("bundle", "c-array")
 REPRESENTATIVE_IMAGES = 500
 # Validation inputs run under TFLite Micro to check its outputs, scores and verdicts.
 MICRO_CHECK_INPUTS = 64
+# A microcontroller build quantizes dense layers per tensor: per-channel scales and zero points of the 512-unit
+# layers cost 15 KB, which put the default detector at 66,304 bytes; per tensor it is 51,216 bytes with a 17 KB
+# arena instead of 22 KB, at about the same development AUROC (BENCHMARKS.md, TFLite Micro).
+MICRO_PER_TENSOR_DENSE = True
 # An int8 score head (nap's whitening) is fitted with this many squared quantization steps of its input features
 # added to every variance: kernels that round a feature one step apart then move the score by at most about
 # 1 / QUANT_NOISE_STEPS per feature, instead of by the inverse of a near-zero variance (docs/BUNDLE.md).
@@ -35,7 +39,7 @@ QUANT_NOISE_STEPS = 0.0
 
 
 def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, *, batch_size: int | None = None,
-              quantizer: str = "tflite-converter") -> bytes:
+              quantizer: str = "tflite-converter", per_tensor_dense: bool = False) -> bytes:
     """Convert a Keras graph (one input, one or more outputs) to TFLite, traced with ``training=False``.
 
     Training-only behaviour (denoising corruption, VAE sampling) is left out, so a VAE
@@ -50,6 +54,8 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
         batch_size: fixed batch dimension (1 for TFLite Micro), or None for a dynamic batch.
         quantizer: for "int8", "tflite-converter" (default) or "litert" (the AI Edge Quantizer's
             static int8 recipe on the float model, calibrated on ``representative``).
+        per_tensor_dense: for the TFLite converter's int8, one scale per dense layer instead of one per output
+            unit (what a microcontroller build uses: see :data:`MICRO_PER_TENSOR_DENSE`).
     """
     if quant not in QUANT_MODES:
         raise UserError(f"quant must be one of {', '.join(QUANT_MODES)}. Received: quant={quant!r}")
@@ -58,10 +64,11 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
     if quantizer == "litert" and quant == "int8":
         floating = _convert(graph, "float32", None, batch_size, strip=False)
         return strip_names(litert_int8(floating, _check_representative(representative, tuple(graph.inputs[0].shape[1:]))))
-    return _convert(graph, quant, representative, batch_size)
+    return _convert(graph, quant, representative, batch_size, per_tensor_dense=per_tensor_dense)
 
 
-def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_size: int | None, *, strip: bool = True) -> bytes:
+def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_size: int | None, *, strip: bool = True,
+             per_tensor_dense: bool = False) -> bytes:
     """TFLiteConverter on ``graph`` traced with ``training=False``."""
     from zoo.keras import tf
 
@@ -89,10 +96,7 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-        # A microcontroller build (batch 1) quantizes dense layers per tensor: per-channel scales and zero points of
-        # the 512-unit layers cost 15 KB, which put the default detector at 66,304 bytes; per tensor it is 51,216 B
-        # with its arena 17 KB instead of 22 KB, at the same development AUROC (BENCHMARKS.md, TFLite Micro).
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = batch_size == 1
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
     try:
         with native_stderr_silenced(), warnings.catch_warnings():
             # "Statistics for quantized inputs were expected": the int8 input's range comes from the representative data.
@@ -200,7 +204,7 @@ def output_order(tflite: bytes, graph: Any, probe: np.ndarray) -> list[str]:
 
 
 def deployed_score(detector: Any, quant: str, representative: np.ndarray | None, x_train: np.ndarray,
-                   quantizer: str = "tflite-converter") -> tuple[Any, Any]:
+                   quantizer: str = "tflite-converter", per_tensor_dense: bool = False) -> tuple[Any, Any]:
     """(score, graph) to export: for int8, the score's head refitted on the int8 model's own features.
 
     Whitening amplifies the small quantization errors of features of low variance, so a
@@ -211,7 +215,7 @@ def deployed_score(detector: Any, quant: str, representative: np.ndarray | None,
     features = score.feature_graph(detector.model_) if quant == "int8" else None
     if features is None:
         return score, detector.graph_
-    tflite = to_tflite(features, "int8", representative, quantizer=quantizer)
+    tflite = to_tflite(features, "int8", representative, quantizer=quantizer, per_tensor_dense=per_tensor_dense)
     names = output_order(tflite, features, np.asarray(x_train[:4], np.float32))
     values = run_tflite(tflite, x_train)[names.index("features")]
     step = _output_scale(tflite, names.index("features"))
@@ -338,8 +342,10 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     files.check_replaceable(out, kind="detector bundle", marker="detector.json", overwrite=overwrite)
     batch = 1 if fmt == "c-array" else None
     rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) if quant == "int8" else None
-    score, graph = deployed_score(detector, quant, rep, x_train, quantizer)
-    tflite = to_tflite(graph, quant, rep, batch_size=batch, quantizer=quantizer)
+    # The head is fitted on features quantized as the exported model quantizes them.
+    per_tensor = fmt == "c-array" and MICRO_PER_TENSOR_DENSE
+    score, graph = deployed_score(detector, quant, rep, x_train, quantizer, per_tensor_dense=per_tensor)
+    tflite = to_tflite(graph, quant, rep, batch_size=batch, quantizer=quantizer, per_tensor_dense=per_tensor)
     names = output_order(tflite, graph, np.asarray(x_val[: batch or 4], np.float32))
     spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score, quantizer=quantizer,
                        preprocessing=preprocessing or {}, class_names=class_names, provenance=provenance)
