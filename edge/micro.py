@@ -44,6 +44,7 @@ class MicroReport:
     max_score_diff_vs_litert_xnnpack: float | None = None
     verdicts_agree: int | None = None
     message: str = ""
+    agreement: dict | None = None  # edge.agreement.compare of TFLite Micro and LiteRT's two kernel sets
 
     def to_dict(self) -> dict:
         """Return the report as a JSON-ready dictionary."""
@@ -126,6 +127,7 @@ def check_micro(tflite: bytes, spec: dict, inputs: np.ndarray, *, timeout: float
     against the bundle's threshold are compared too. ``ok`` needs a verified arena and every
     verdict to agree; the int8 steps and score differences are reported, not required to be 0.
     """
+    from edge.agreement import compare
     from edge.detector import Detector
     from edge.scoring import compute
 
@@ -167,8 +169,11 @@ def check_micro(tflite: bytes, spec: dict, inputs: np.ndarray, *, timeout: float
                f"({'verified' if verified else 'not verified'}); outputs within {diff} int8 step(s) of LiteRT's "
                f"builtin kernels ({diff_xnn} of LiteRT with XNNPACK), scores within {spread:.1%} of the threshold; "
                f"{agree} of {len(x)} verdicts agree with the bundle's")
+    pairs = compare({"tflite_micro": s_micro, "litert_reference": s_ref, "litert_default": s_xnn}, dict.fromkeys(
+        ("tflite_micro", "litert_reference", "litert_default"), t))
     return MicroReport(ok, ops, [], arena, verified, diff, diff_xnn, len(x),
-                       float(np.max(np.abs(s_micro - s_ref))), float(np.max(np.abs(s_micro - s_xnn))), agree, message)
+                       float(np.max(np.abs(s_micro - s_ref))), float(np.max(np.abs(s_micro - s_xnn))), agree, message,
+                       {"on": "the normal validation inputs checked under TFLite Micro", **pairs})
 
 
 def _litert_outputs(tflite: bytes, inputs: np.ndarray, *, delegates: bool) -> list[np.ndarray]:

@@ -68,6 +68,9 @@ def test_runs_under_tflite_micro_with_the_bundles_verdicts(c_bundle, small_split
     spec = json.loads((c_bundle / "detector.json").read_text())
     # Kernels may differ by rounding steps; the scores stay close and every decision agrees.
     assert report["verdicts_agree"] == 64 and report["max_score_diff_vs_litert"] < 0.05 * spec["threshold"]["value"]
+    micro_vs_ref = report["agreement"]["pairs"]["tflite_micro vs litert_reference"]
+    assert micro_vs_ref["verdicts_agree"] == 1.0 and report["agreement"]["inputs"] == 64
+    assert micro_vs_ref["score_diff_max"] == pytest.approx(report["max_score_diff_vs_litert"] / spec["threshold"]["value"])
     assert spec["model"]["batch"] == 1 and spec["model"]["kernels"] == "reference"
     assert spec["micro"]["arena_bytes"] == report["arena_bytes"] and spec["score"]["kind"] == "nap"
     # The bundle's own Detector runs the reference kernels its threshold was calibrated on.

@@ -16,7 +16,7 @@ ROWS = ["keras", "float32", "float16", "dynamic", "int8", "int8_litert", "qat_in
 @pytest.mark.slow
 def test_report_has_every_row_and_writes_md_and_json(tiny_mse_run, on_small_split, tmp_path, capsys):
     out = tmp_path / "report"
-    code = main(["report", str(tiny_mse_run), "--out", str(out), "--iterations", "50", "--batch", "200", "--epochs", "1"])
+    code = main(["report", str(tiny_mse_run), "--out", str(out), "--iterations", "50", "--batch", "16", "--epochs", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())

@@ -226,18 +226,21 @@ def _dev_inputs(dataset: str, k: int, split: Any) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([split.x_val, anomalies[np.sort(pick)]]), np.r_[np.zeros(len(split.x_val)), np.ones(len(pick))]
 
 
-def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Path, *, fmt: str = "bundle") -> dict:
+def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Path, *, fmt: str = "bundle",
+                   score: str | None = None) -> dict:
     """For zoo entries ("model/dataset/class"): export the float model to int8 (post-training, a proxy for the zoo's
     QAT export) with each quantization-noise floor of ``steps`` (``training.convert.QUANT_NOISE_STEPS``) and measure,
     on development data only (:func:`_dev_inputs`), the verdict agreement of LiteRT's two kernel sets, their score
     differences, and the AUROC of both and of the float model; with ``fmt="c-array"`` the microcontroller build (batch
-    1) and its TFLite Micro check (model bytes, arena). The test split is never read."""
+    1) and its TFLite Micro check (model bytes, arena); with ``score``, the entry's network scored by that kind instead
+    (fitted on the normal training inputs, calibrated on the validation ones). The test split is never read."""
     from sklearn.metrics import roc_auc_score
 
     from edge import agreement
     from edge.bundle import read_bundle
     from edge.inputs import for_spec
     from training import convert, data
+    from training.detector import AutoencoderDetector
     from training.pipeline import entry_float_detector
     from zoo import pretrained
 
@@ -248,6 +251,9 @@ def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Pa
         record = pretrained.get_entry(model, dataset, int(k))
         float_det = entry_float_detector(record, pretrained.saved_models_dir() / record["path"])
         split = data.one_class_split(dataset, int(k))
+        if score is not None:
+            float_det = AutoencoderDetector(float_det.config, network=float_det.model_, score=score).calibrate(
+                split.x_train, split.x_val)
         x_dev, y_dev = _dev_inputs(dataset, int(k), split)
         row = {"entry": name, "dev_inputs": int(len(x_dev)), "dev_anomalies": int(y_dev.sum()) if y_dev is not None else 0}
         if y_dev is not None:
@@ -278,7 +284,7 @@ def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Pa
                   f"threshold" + (f", AUROC {cell['auroc_litert_default']:.4f} (float {row['float_auroc']:.4f})"
                                   if y_dev is not None else ""), flush=True)
         rows.append(row)
-    result = {"entries": list(entries), "steps": [float(v) for v in steps], "format": fmt, "rows": rows,
+    result = {"entries": list(entries), "steps": [float(v) for v in steps], "format": fmt, "score": score, "rows": rows,
               "machine": runs.machine_info(),
               "note": "int8 by post-training quantization of each entry's float model (the zoo's bundles come from QAT); "
                       "development data from the training split only"}
