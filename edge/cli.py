@@ -1,7 +1,8 @@
-"""The device side of ``aezoo``: ``aezoo detect``, and the one exception boundary every ``aezoo`` command runs in.
+"""The device side of ``aezoo``: ``aezoo detect``, ``calibrate`` and ``agreement``, and the one exception boundary
+every ``aezoo`` command runs in.
 
 Importing this module imports neither TensorFlow nor the training package: a device
-with only ai-edge-litert, numpy and Pillow runs ``aezoo detect`` (the full tool's
+with only ai-edge-litert, numpy and Pillow runs these three commands (the full tool's
 entry point is ``training.cli.main``; a runtime-only install's is :func:`main`).
 
 The boundary (:func:`run`): a ``UserError`` is printed as one line and exits 2; a
@@ -42,7 +43,8 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         if missing not in OPTIONAL:
             return _bug(name, exc)
         return _fail(name, f"this command needs the package {missing!r}, which is not installed. Install the full "
-                           "tool with `pip install autoencoder-zoo`; a runtime-only install runs `aezoo detect` only.")
+                           "tool with `pip install autoencoder-zoo`; a runtime-only install runs `aezoo detect`, "
+                           "`calibrate` and `agreement`.")
     except KeyboardInterrupt:
         hint = "; continue it with the same command and --resume" if name in RESUMABLE else ""
         print(f"{PROG} {name}: interrupted{hint}", file=sys.stderr)
