@@ -29,7 +29,9 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SPEC_FILE = "detector.json"
 MODEL_FILE = "model.tflite"
-QUANT_MODES = ("float32", "float16", "dynamic", "int8")
+QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
+# Full-integer modes: calibrated on representative inputs, integer input and output tensors.
+INTEGER_MODES = ("int8", "int16x8")
 # Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
 QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")

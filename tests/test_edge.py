@@ -144,6 +144,28 @@ def test_the_bundle_records_runtime_agreement_that_a_fresh_measurement_reproduce
     assert report["pairs"]["litert_default vs litert_reference"] == kernels and report["recorded"] == recorded
 
 
+@pytest.mark.slow
+def test_a_16x8_export_gives_the_same_verdict_on_both_kernel_sets(trained, data, tmp_path):
+    """16-bit activations: LiteRT runs them on its reference kernels whatever it is asked, so the board and the
+    microcontroller-like kernels compute the same numbers; the detector still ranks like the float model."""
+    from sklearn.metrics import roc_auc_score
+
+    from edge import agreement
+    from edge.scoring import score_reconstruction
+
+    bundle = export_model(trained, tmp_path / "b16", quant="int16x8", x_train=data[0], x_val=data[1], names=data[4])
+    raw, spec = read_bundle(bundle)
+    assert spec["model"]["quant"] == "int16x8" and spec["input"]["dtype"] == "int16"
+    assert all(o["dtype"] == "int16" for o in spec["outputs"])
+    kernels = spec["provenance"]["agreement"]["pairs"]["litert_default vs litert_reference"]
+    assert kernels["verdicts_agree"] == 1.0 and kernels["score_diff_max"] == 0.0
+    x_test, y_test = data[2], data[3]
+    scores = agreement.kernel_scores(raw, spec, x_test[:500])
+    assert scores["litert_default"].tolist() == scores["litert_reference"].tolist()
+    float_auroc = roc_auc_score(y_test[:500], score_reconstruction(x_test[:500], trained.predict(x_test[:500], verbose=0)))
+    assert roc_auc_score(y_test[:500], scores["litert_default"]) == pytest.approx(float_auroc, abs=0.01)
+
+
 def test_detector_interface(detector, data):
     from edge.scoring import score_reconstruction
 

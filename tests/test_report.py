@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full
 
 from training.cli import main
 
-ROWS = ["keras", "float32", "float16", "dynamic", "int8", "int8_litert", "qat_int8", "prune_int8", "cluster_int8"]
+ROWS = ["keras", "float32", "float16", "dynamic", "int8", "int16x8", "int8_litert", "qat_int8", "prune_int8",
+        "cluster_int8"]
 
 
 @pytest.mark.slow

@@ -227,18 +227,20 @@ def _dev_inputs(dataset: str, k: int, split: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Path, *, fmt: str = "bundle",
-                   score: str | None = None) -> dict:
+                   score: str | None = None, quant: str = "int8") -> dict:
     """For zoo entries ("model/dataset/class"): export the float model to int8 (post-training, a proxy for the zoo's
     QAT export) with each quantization-noise floor of ``steps`` (``training.convert.QUANT_NOISE_STEPS``) and measure,
     on development data only (:func:`_dev_inputs`), the verdict agreement of LiteRT's two kernel sets, their score
     differences, and the AUROC of both and of the float model; with ``fmt="c-array"`` the microcontroller build (batch
     1) and its TFLite Micro check (model bytes, arena); with ``score``, the entry's network scored by that kind instead
-    (fitted on the normal training inputs, calibrated on the validation ones). The test split is never read."""
+    (fitted on the normal training inputs, calibrated on the validation ones); ``quant``: "int8" or "int16x8". Also
+    the batch-1 latency of each bundle (``edge.latency``, 300 alternating calls). The test split is never read."""
     from sklearn.metrics import roc_auc_score
 
-    from edge import agreement
+    from edge import Detector, agreement
     from edge.bundle import read_bundle
     from edge.inputs import for_spec
+    from edge.latency import batch1_latency
     from training import convert, data
     from training.detector import AutoencoderDetector
     from training.pipeline import entry_float_detector
@@ -264,27 +266,29 @@ def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Pa
                 bundle = convert.export_detector(float_det, out / "bundles" / name.replace("/", "_") / f"steps_{step:g}",
                                                  x_train=split.x_train, x_val=split.x_val, class_names=list(split.class_names),
                                                  provenance={"seed": 0}, preprocessing=split.preprocessing, overwrite=True,
-                                                 fmt=fmt)
+                                                 fmt=fmt, quant=quant)
             finally:
                 convert.QUANT_NOISE_STEPS = default
             tflite, spec = read_bundle(bundle)
             scores = agreement.kernel_scores(tflite, spec, for_spec(spec).to_device(x_dev))
             t = spec["threshold"]["value"]
             pair = agreement.compare(scores, {n: t for n in scores})["pairs"]["litert_default vs litert_reference"]
-            cell = {**pair, "threshold": t, "model_bytes": len(tflite)}
+            latency = batch1_latency(Detector(tflite, spec), for_spec(spec).to_device(split.x_val[:1]), iterations=300)
+            cell = {**pair, "threshold": t, "model_bytes": len(tflite), "batch1_us": latency["detector"]["median"]}
             if "micro" in spec:
                 cell["micro"] = {k: spec["micro"][k] for k in ("ok", "arena_bytes", "verdicts_agree", "images_compared",
                                                                "max_score_diff_vs_litert")}
             if y_dev is not None:
                 cell.update({f"auroc_{n}": float(roc_auc_score(y_dev, s)) for n, s in scores.items()})
             row[f"steps_{step:g}"] = cell
-            print(f"{name} steps {step:g}: {len(tflite):,} model bytes" + (f", arena {cell['micro']['arena_bytes']:,}"
+            print(f"{name} {quant} steps {step:g}: {len(tflite):,} model bytes, batch-1 {cell['batch1_us']:.0f} us" + (f", arena {cell['micro']['arena_bytes']:,}"
                   if "micro" in cell else "") + f"; kernels agree {100 * pair['verdicts_agree']:.2f}% ({pair['disagree']} differ), "
                   f"score diff p99 {100 * pair['score_diff_p99']:.1f}% max {100 * pair['score_diff_max']:.1f}% of the "
                   f"threshold" + (f", AUROC {cell['auroc_litert_default']:.4f} (float {row['float_auroc']:.4f})"
                                   if y_dev is not None else ""), flush=True)
         rows.append(row)
-    result = {"entries": list(entries), "steps": [float(v) for v in steps], "format": fmt, "score": score, "rows": rows,
+    result = {"entries": list(entries), "steps": [float(v) for v in steps], "format": fmt, "score": score, "quant": quant,
+              "rows": rows,
               "machine": runs.machine_info(),
               "note": "int8 by post-training quantization of each entry's float model (the zoo's bundles come from QAT); "
                       "development data from the training split only"}

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import QUANT_MODES, QUANTIZERS
+from edge.bundle import INTEGER_MODES, QUANT_MODES, QUANTIZERS
 from zoo.errors import UserError
 from zoo.quiet import native_stderr_silenced
 
@@ -48,7 +48,8 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
     Args:
         graph: a tf_keras model with one float32 input.
         quant: "float32", "float16" (float16 weights), "dynamic" (int8 weights, float
-            activations) or "int8" (full integer: weights, activations, input and outputs).
+            activations), "int8" (full integer: weights, activations, input and outputs) or
+            "int16x8" (int8 weights, 16-bit activations, input and outputs: TFLite's 16x8 mode).
         representative: normal float32 inputs shaped like the graph's input, to calibrate
             activation ranges; required for "int8".
         batch_size: fixed batch dimension (1 for TFLite Micro), or None for a dynamic batch.
@@ -61,6 +62,8 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
         raise UserError(f"quant must be one of {', '.join(QUANT_MODES)}. Received: quant={quant!r}")
     if quantizer not in QUANTIZERS:
         raise UserError(f"quantizer must be one of {', '.join(QUANTIZERS)}. Received: quantizer={quantizer!r}")
+    if quantizer == "litert" and quant == "int16x8":
+        raise UserError("--quantizer litert makes int8 models; int16x8 comes from the TFLite converter (the default)")
     if quantizer == "litert" and quant == "int8":
         floating = _convert(graph, "float32", None, batch_size, strip=False)
         return strip_names(litert_int8(floating, _check_representative(representative, tuple(graph.inputs[0].shape[1:]))))
@@ -75,7 +78,7 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
     if len(graph.inputs) != 1:
         raise UserError(f"to_tflite needs a graph with one input. Received: {graph.name!r} with {len(graph.inputs)} inputs")
     in_shape = tuple(graph.inputs[0].shape[1:])
-    if quant == "int8":
+    if quant in INTEGER_MODES:
         representative = _check_representative(representative, in_shape)
     spec = tf.TensorSpec((batch_size, *in_shape), tf.float32, name="input")
 
@@ -89,13 +92,14 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quant == "int8":
+    elif quant in INTEGER_MODES:
         step = batch_size or 1
         converter.representative_dataset = lambda: ([representative[i : i + step]]
                                                     for i in range(0, len(representative) - step + 1, step))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        sixteen = quant == "int16x8"
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+                                               if sixteen else tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int16 if sixteen else tf.int8
         converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
     try:
         with native_stderr_silenced(), warnings.catch_warnings():
@@ -176,7 +180,8 @@ def run_tflite(tflite: bytes, x: np.ndarray, *, chunk: int = 1000) -> list[np.nd
         if tuple(interp.get_input_details()[0]["shape"]) != (len(b), *b.shape[1:]):
             interp.resize_tensor_input(inp["index"], [len(b), *b.shape[1:]])
             interp.allocate_tensors()
-        q = b if not scale else np.clip(np.rint(b / scale) + zero, -128, 127)
+        info = None if not scale else np.iinfo(inp["dtype"])
+        q = b if not scale else np.clip(np.rint(b / scale) + zero, info.min, info.max)
         interp.set_tensor(inp["index"], q.astype(inp["dtype"]))
         interp.invoke()
         for k, d in enumerate(outs):
@@ -205,17 +210,17 @@ def output_order(tflite: bytes, graph: Any, probe: np.ndarray) -> list[str]:
 
 def deployed_score(detector: Any, quant: str, representative: np.ndarray | None, x_train: np.ndarray,
                    quantizer: str = "tflite-converter", per_tensor_dense: bool = False) -> tuple[Any, Any]:
-    """(score, graph) to export: for int8, the score's head refitted on the int8 model's own features.
+    """(score, graph) to export: for int8 (and int16x8), the score's head refitted on that model's own features.
 
     Whitening amplifies the small quantization errors of features of low variance, so a
     head fitted on float features misjudges int8 ones; fitted on what the int8 model
     computes for the normal training inputs, it sees the numbers the device will give it.
     """
     score = detector.score_
-    features = score.feature_graph(detector.model_) if quant == "int8" else None
+    features = score.feature_graph(detector.model_) if quant in INTEGER_MODES else None
     if features is None:
         return score, detector.graph_
-    tflite = to_tflite(features, "int8", representative, quantizer=quantizer, per_tensor_dense=per_tensor_dense)
+    tflite = to_tflite(features, quant, representative, quantizer=quantizer, per_tensor_dense=per_tensor_dense)
     names = output_order(tflite, features, np.asarray(x_train[:4], np.float32))
     values = run_tflite(tflite, x_train)[names.index("features")]
     step = _output_scale(tflite, names.index("features"))
@@ -326,7 +331,8 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         x_val: normal validation inputs: the threshold is calibrated on them.
         class_names, provenance: recorded in detector.json.
         preprocessing: the split's preprocessing record (image resize, vector standardization).
-        quant: "float32", "float16", "dynamic" or "int8".
+        quant: "float32", "float16", "dynamic", "int8" or "int16x8" (16-bit activations: the same verdict on
+            LiteRT's XNNPACK and reference kernels, at several times the int8 latency; BENCHMARKS.md).
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
         quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
     """
@@ -341,7 +347,8 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         raise UserError("threshold calibration needs normal validation inputs. Received: 0")
     files.check_replaceable(out, kind="detector bundle", marker="detector.json", overwrite=overwrite)
     batch = 1 if fmt == "c-array" else None
-    rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) if quant == "int8" else None
+    rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) \
+        if quant in INTEGER_MODES else None
     # The head is fitted on features quantized as the exported model quantizes them.
     per_tensor = fmt == "c-array" and MICRO_PER_TENSOR_DENSE
     score, graph = deployed_score(detector, quant, rep, x_train, quantizer, per_tensor_dense=per_tensor)

@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     fd.add_argument("--steps", type=float_list, default=[0.0, 0.25, 1.0, 4.0],
                     help="noise floors in squared quantization steps (default 0,0.25,1,4)")
     fd.add_argument("--score", help="score the entries' networks with this kind instead of their own (e.g. mse)")
+    fd.add_argument("--quant", choices=("int8", "int16x8"), default="int8", help="full-integer mode (default int8)")
     fd.add_argument("--c-array", action="store_true", help="export the microcontroller build (batch 1, TFLite Micro check)")
     fd.add_argument("--out", metavar="DIR", default="runs/bench_fidelity", help="default runs/bench_fidelity")
     fd.set_defaults(func=_fidelity)
@@ -82,7 +83,8 @@ def register(sub: Any) -> None:
 def _fidelity(args: argparse.Namespace) -> int:
     from training.benchmark import fidelity_study
 
-    fidelity_study(args.entries, args.steps, args.out, fmt="c-array" if args.c_array else "bundle", score=args.score)
+    fidelity_study(args.entries, args.steps, args.out, fmt="c-array" if args.c_array else "bundle", score=args.score,
+                   quant=args.quant)
     print(f"wrote {args.out}/fidelity.json")
     return 0
 
