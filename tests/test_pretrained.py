@@ -45,6 +45,20 @@ def damaged(tiny_zoo, tmp_path) -> Path:
     return copy
 
 
+def test_zoo_agreement_measures_again_what_the_build_recorded(damaged, capsys):
+    """`aezoo zoo agreement` reassembles the float detector from the entry's files and measures the runtimes on the
+    test split: the same bundle and data give the build's figures exactly, and the card and manifest stay in step."""
+    recorded = json.loads((damaged / "manifest.json").read_text())["entries"][KEY]["agreement"]
+    assert set(recorded["pairs"]) == {"litert_default vs litert_reference", "litert_default vs keras_float",
+                                      "litert_reference vs keras_float"} and recorded["on"] == "the test split"
+    assert main(["zoo", "agreement", "--saved-models", str(damaged)]) == 0
+    assert "kernels agree on" in capsys.readouterr().out
+    again = json.loads((damaged / "manifest.json").read_text())["entries"][KEY]
+    assert again["agreement"] == recorded
+    assert json.loads((damaged / KEY / "card.json").read_text())["agreement"] == recorded
+    assert not pretrained.entry_problems(again, damaged)
+
+
 def test_build_writes_entry_and_manifest(tiny_zoo):
     manifest = json.loads((tiny_zoo / "manifest.json").read_text())
     assert list(manifest["entries"]) == [KEY]

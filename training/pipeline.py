@@ -359,14 +359,13 @@ def remeasure_agreement(root: str | Path | None = None, *, models: Sequence[str]
     from training.metrics import ranking_metrics
 
     root = pretrained.saved_models_dir(root, must_exist=True)
-    updated, splits = [], {}
+    updated, split_key, split = [], None, None
     records = [r for r in pretrained.list_pretrained(root=root) if not models or r["model"] in models]
     for record in records:
         entry = pretrained.verify_entry(record, root)
-        key = (record["dataset"], record["normal_class"])
-        if key not in splits:
-            splits = {key: data.one_class_split(*key)}  # one split in memory at a time
-        split = splits[key]
+        if (record["dataset"], record["normal_class"]) != split_key:  # entries come sorted: one split at a time
+            split_key = (record["dataset"], record["normal_class"])
+            split = data.one_class_split(*split_key)
         float_det = entry_float_detector(record, entry)
         scores = float_det.decision_function(split.x_test)
         result = entry_agreement(entry / "detector", scores, float_det.threshold_, split)
