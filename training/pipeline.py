@@ -1,10 +1,12 @@
 """One pretrained entry end to end, and the zoo build that repeats it over models and classes.
 
-``run_entry`` is the single journey of an entry: train (``training.train``) -> QAT
-fine-tune (``training.compress``) -> export the int8 detector bundle
-(``training.convert``) -> evaluate the float model, the QAT model and the int8
-detector beside PCA and kNN on the same split (``training.evaluate``), measure its
-latency (``edge.latency``). ``aezoo zoo build`` and ``aezoo demo`` both call it.
+``run_entry`` is the single journey of an entry: train (``training.train``) -> for an
+int8 entry, QAT fine-tune (``training.compress``) -> export the full-integer detector
+bundle (``training.convert``; int16x8 entries by post-training quantization of the float
+model) -> evaluate the float model, the QAT model and the device detector beside the
+baselines on the same split (``training.evaluate``), measure its latency
+(``edge.latency``) and its runtimes' agreement. ``aezoo zoo build`` and ``aezoo demo``
+both call it.
 
 Hyperparameters are fixed before any test evaluation and are the same for every
 class: the variant's defaults, the training defaults, and the budget below, set
@@ -31,6 +33,7 @@ from zoo.files import atomic_path, write_json
 
 DEFAULT_RUNS = Path("runs") / "zoo_build"
 LATENCY_ITERATIONS = 1000
+ENTRY_QUANTS = ("int8", "int16x8")
 
 
 @dataclasses.dataclass
@@ -40,7 +43,9 @@ class EntrySettings(Config):
     Args:
         score: the score kind of the detectors, or "auto": each variant's default (``zoo.model_info``).
         epochs: maximum training epochs (raised to reach ``min_steps`` optimizer steps). patience: early-stopping patience.
-        qat_epochs: QAT fine-tuning epochs. seed: training and fine-tuning seed.
+        qat_epochs: QAT fine-tuning epochs (int8 entries). seed: training and fine-tuning seed.
+        quant: the device detector's mode, or "auto": the score kind's (``Score.device_quant``: int16x8 for nap,
+            whose whitening magnifies int8 rounding, int8 otherwise).
     """
 
     score: str = "auto"
@@ -49,20 +54,29 @@ class EntrySettings(Config):
     patience: int = 5
     qat_epochs: int = 2
     seed: int = 0
+    quant: str = "auto"
 
     def validate(self) -> "EntrySettings":
         """Check every field."""
         from training.scores import score_kinds
 
         check_choice(self, "score", ("auto", *score_kinds()))
+        check_choice(self, "quant", ("auto", *ENTRY_QUANTS))
         for name, low in (("epochs", 1), ("patience", 1), ("qat_epochs", 1), ("seed", 0), ("min_steps", 0)):
             check_int(self, name, low)
         return self
 
+    def quant_for(self, score_kind: str) -> str:
+        """The device detector's quantization mode for an entry scored by ``score_kind``."""
+        from training.scores import make_score
+
+        return make_score(score_kind).device_quant if self.quant == "auto" else self.quant
+
 
 SELECTION = ("Fixed for all normal classes before any test evaluation: the variant's default arguments, the training "
              "defaults of training.TrainConfig (Adam lr 1e-3, batch 128, threshold at the 99th percentile of the normal "
-             "validation scores), the score kind, and epochs / patience / QAT epochs set from the time budget. Early "
+             "validation scores), the score kind and its device quantization (int16x8 for nap, chosen on development "
+             "data), and epochs / patience / QAT epochs set from the time budget. Early "
              "stopping, score parameters and both thresholds use only the normal training and validation images; test "
              "labels chose nothing.")
 
@@ -73,11 +87,22 @@ def _compact(report: dict) -> dict:
     return {k: report[k] for k in keep if k in report}
 
 
-def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verbose: Any) -> tuple[Any, dict, str]:
-    """(float detector, its metrics, how) for the run folder, training only what is missing."""
+def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verbose: Any,
+                    entry: tuple[dict, Path] | None = None) -> tuple[Any, dict, str]:
+    """(float detector, its metrics, how) for the run folder, training only what is missing.
+
+    Without a run folder, ``entry`` (the zoo's record and folder of this entry) gives the float model when it was
+    trained with ``config``: re-exporting an entry (another quantization) needs no training.
+    """
     from training.trainer import train
 
     run = runs.Run(run_dir)
+    if entry is not None and not run.exists():
+        record, folder = entry
+        train_keys = record["hyperparameters"]["train"]
+        if train_keys == {k: v for k, v in config.to_dict().items() if k in train_keys}:
+            return (entry_float_detector(record, folder), {"training": record["training"], "checks": record["checks"]},
+                    "reused the entry's float model")
     if run.is_finished():
         detector, saved = runs.load_run(run_dir)
         if saved != config:
@@ -126,14 +151,16 @@ def _speed(bundle: Path, x: np.ndarray) -> dict:
 
 def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | Path, *,
               settings: EntrySettings | None = None, run_dir: str | Path | None = None, split: Any = None,
-              plots: bool = False, verbose: Any = 0) -> dict:
-    """Train, QAT fine-tune, export and evaluate one entry; write it to ``out_dir``.
+              plots: bool = False, verbose: Any = 0, entry: tuple[dict, Path] | None = None) -> dict:
+    """Train, quantize, export and evaluate one entry; write it to ``out_dir``.
 
     ``out_dir`` receives ``model.keras`` (the trained float model), ``score.npz`` (its
-    score's parameters, if any), ``detector/`` (the int8 bundle exported from the QAT
-    model) and ``card.json``. The training run (checkpoints, logs, plots) goes to
-    ``run_dir`` (default ``runs/zoo_build/<key>``): an unfinished run there is resumed,
-    a finished one reused.
+    score's parameters, if any), ``detector/`` (the device bundle: int8 exported from the
+    QAT model, or int16x8 from the float model, by ``settings.quant_for``) and
+    ``card.json``. The training run (checkpoints, logs, plots) goes to ``run_dir``
+    (default ``runs/zoo_build/<key>``): an unfinished run there is resumed, a finished one
+    reused; without one, ``entry`` (this entry's manifest record and folder) lends its
+    float model if it was trained with the same settings.
 
     Returns:
         The manifest record (metrics, thresholds, size, latency, timing, hyperparameters,
@@ -153,21 +180,27 @@ def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | P
     split = split if split is not None else data.one_class_split(dataset, normal_class)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    float_det, float_metrics, how = _train_or_reuse(config, run_dir, split, plots=plots, verbose=verbose)
+    float_det, float_metrics, how = _train_or_reuse(config, run_dir, split, plots=plots, verbose=verbose, entry=entry)
     timing["train_session_seconds"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    qat_det, qat_config = _quantize(float_det, split, settings, verbose)
-    timing["qat_seconds"] = round(time.perf_counter() - t0, 3)
-    reports, bundle = _export_and_evaluate(float_det, qat_det, split, out_dir, run_dir, config, qat_config, timing, plots)
+    quant = settings.quant_for(float_det.score_kind)
+    qat_det, qat_config = None, None
+    if quant == "int8":
+        t0 = time.perf_counter()
+        qat_det, qat_config = _quantize(float_det, split, settings, verbose)
+        timing["qat_seconds"] = round(time.perf_counter() - t0, 3)
+    reports, bundle = _export_and_evaluate(float_det, qat_det, quant, split, out_dir, run_dir, config, qat_config, timing,
+                                           plots, keep_model=how.startswith("reused the entry"))
     timing.update(entry_seconds=round(time.perf_counter() - t_entry, 3))
-    record = _record(model_name, dataset, split, key, float_det, qat_det, reports, bundle, out_dir, float_metrics, settings,
-                     qat_config, timing, how)
+    record = _record(model_name, dataset, split, key, float_det, qat_det, quant, reports, bundle, out_dir, float_metrics,
+                     settings, qat_config, timing, how)
     return record
 
 
-def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path, run_dir: Path, config: Any,
-                         qat_config: dict, timing: dict, plots: bool) -> tuple[dict, Path]:
-    """Export the QAT detector's int8 bundle, save the float model, evaluate float/QAT/int8 beside the baselines."""
+def _export_and_evaluate(float_det: Any, qat_det: Any, quant: str, split: Any, out_dir: Path, run_dir: Path, config: Any,
+                         qat_config: dict | None, timing: dict, plots: bool, keep_model: bool) -> tuple[dict, Path]:
+    """Export the device bundle (from the QAT detector if there is one), save the float model (unless ``keep_model``:
+    it is the entry's own already), evaluate float / QAT / device beside the baselines; ``reports[quant]`` is the
+    device's."""
     from edge import Detector
     from training.baselines import fit_baselines
     from training.convert import export_detector
@@ -175,26 +208,30 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, split: Any, out_dir: Path
 
     t0 = time.perf_counter()
     names = list(split.class_names)
-    prov = runs.provenance(config.to_dict(), run=str(run_dir), class_names=names, compression=qat_config,
+    prov = runs.provenance(config.to_dict(), run=str(run_dir), class_names=names,
+                           compression=qat_config or {"method": "post-training", "quant": quant},
                            run_threshold=float_det.threshold_record_)
-    bundle = export_detector(qat_det, out_dir / "detector", x_train=split.x_train, x_val=split.x_val, class_names=names,
-                             provenance=prov, preprocessing=split.preprocessing, overwrite=True)
+    bundle = export_detector(qat_det or float_det, out_dir / "detector", x_train=split.x_train, x_val=split.x_val,
+                             class_names=names, provenance=prov, preprocessing=split.preprocessing, quant=quant,
+                             overwrite=True)
     import zoo
 
-    with atomic_path(out_dir / "model.keras") as tmp:
-        # Loaded uncompiled from the run: the entry keeps the weights, not the optimizer state (a third of the bytes).
-        zoo.load_model(run_dir / runs.MODEL).save(str(tmp))
+    if not keep_model:
+        with atomic_path(out_dir / "model.keras") as tmp:
+            # Loaded uncompiled from the run: the entry keeps the weights, not the optimizer state (a third of the bytes).
+            zoo.load_model(run_dir / runs.MODEL).save(str(tmp))
     float_det.score_.save_state(out_dir / "score.npz")
     timing["export_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     baselines = fit_baselines(split.x_train, split.x_val, split.units)
-    reports = {"int8": evaluate_split(OnDevice(Detector.load(bundle)), split, baselines=baselines,
-                                      out_dir=run_dir / "int8" if plots else None, plots=plots,
-                                      label=f"{config.model} int8 (TFLite)")}
+    reports = {quant: evaluate_split(OnDevice(Detector.load(bundle)), split, baselines=baselines,
+                                     out_dir=run_dir / quant if plots else None, plots=plots,
+                                     label=f"{config.model} {quant} (TFLite)")}
     # The baselines' metrics are the same for the three detectors: computed once, above.
-    same = {name: reports["int8"][name] for name in baselines}
+    same = {name: reports[quant][name] for name in baselines}
     reports["float"] = {**evaluate_split(float_det, split, baselines={}, label=f"{config.model} float"), **same}
-    reports["qat"] = {**evaluate_split(qat_det, split, baselines={}, label=f"{config.model} QAT (Keras)"), **same}
+    if qat_det is not None:
+        reports["qat"] = {**evaluate_split(qat_det, split, baselines={}, label=f"{config.model} QAT (Keras)"), **same}
     timing["eval_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     reports["speed"] = _speed(bundle, split.x_test)
@@ -218,9 +255,11 @@ def entry_agreement(bundle: Path, float_scores: np.ndarray, float_threshold: flo
                              others={"keras_float": (float_scores, float_threshold)}, inputs="the test split")
 
 
-def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any, qat_det: Any, reports: dict, bundle: Path,
-            out_dir: Path, float_metrics: dict, settings: EntrySettings, qat_config: dict, timing: dict, how: str) -> dict:
-    """The manifest record and the model card of an entry."""
+def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any, qat_det: Any, quant: str, reports: dict,
+            bundle: Path, out_dir: Path, float_metrics: dict, settings: EntrySettings, qat_config: dict | None, timing: dict,
+            how: str) -> dict:
+    """The manifest record and the model card of an entry: ``metrics[quant]`` and ``threshold[quant]`` are the device
+    detector's."""
     import zoo
     from edge.bundle import read_bundle
     from training.evaluate import BASELINE_TITLES
@@ -228,13 +267,16 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
     tflite, spec = read_bundle(bundle)
     k = int(split.normal_class)
     t = float_metrics["training"]
+    device = reports[quant]
+    qat = {"qat": (qat_det, reports["qat"])} if qat_det is not None else {}
     record = {
         "model": model_name, "dataset": dataset, "normal_class": k, "normal_class_name": split.class_names[k], "path": key,
-        "score": float_det.score_kind,
-        "metrics": {"float": _compact(reports["float"]["model"]), "qat": _compact(reports["qat"]["model"]),
-                    "int8": _compact(reports["int8"]["model"]),
-                    **{b: _compact(reports["int8"][b]) for b in BASELINE_TITLES if b in reports["int8"]}},
-        "threshold": {"int8": spec["threshold"], "float": float_det.threshold_record_, "qat": qat_det.threshold_record_},
+        "score": float_det.score_kind, "quant": quant,
+        "metrics": {"float": _compact(reports["float"]["model"]), **{n: _compact(r["model"]) for n, (_, r) in qat.items()},
+                    quant: _compact(device["model"]),
+                    **{b: _compact(device[b]) for b in BASELINE_TITLES if b in device}},
+        "threshold": {quant: spec["threshold"], "float": float_det.threshold_record_,
+                      **{n: d.threshold_record_ for n, (d, _) in qat.items()}},
         "size": {"tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
                  "bundle_bytes": sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()),
                  "keras_bytes": (out_dir / "model.keras").stat().st_size, "parameters": int(float_det.model_.count_params())},
@@ -243,7 +285,7 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
         "training": {"how": how, **{n: t[n] for n in ("epochs_run", "best_epoch", "stopped_early", "still_improving",
                                                       "images_per_second", "n_train")},
                      "n_val": int(len(split.x_val))},
-        **({"series": reports["int8"]["series"]} if "series" in reports["int8"] else {}),
+        **({"series": device["series"]} if "series" in device else {}),
         "checks": float_metrics.get("checks"), "timing": timing, "seed": settings.seed,
         "hyperparameters": {"model": zoo.config_for(model_name, input_shape=tuple(split.x_train.shape[1:])).to_dict(),
                             "train": {k: v for k, v in float_det.config.to_dict().items() if k not in ("model", "dataset",
@@ -252,9 +294,10 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
         "protocol": split.protocol,
         "versions": runs.package_versions(), "machine": runs.machine_info(),
     }
+    made = "int8 detector from QAT" if qat else f"{quant} detector by post-training quantization of the float model"
     card = {**record, "description": f"{model_name} trained on {dataset} class {k} ({split.class_names[k]}) as the normal "
-                                     f"class, scored with {float_det.score_kind!r}; int8 detector from QAT.",
-            "per_class": {"int8": reports["int8"]["model"].get("per_class"), "float": reports["float"]["model"].get("per_class")},
+                                     f"class, scored with {float_det.score_kind!r}; {made}.",
+            "per_class": {quant: device["model"].get("per_class"), "float": reports["float"]["model"].get("per_class")},
             "usage": {"keras": f"zoo.load({model_name!r}, dataset={dataset!r}, normal_class={k})",
                       "edge": f"edge.Detector.from_zoo({model_name!r}, dataset={dataset!r}, normal_class={k})"}}
     write_json(out_dir / "card.json", card)
@@ -280,8 +323,10 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
               force: bool = False, verbose: Any = 0, shard: tuple[int, int] = (1, 1)) -> dict:
     """Build (or finish building) the pretrained zoo: ``run_entry`` for every model x normal class.
 
-    Entries already in the manifest whose files verify are skipped; an entry whose
-    training run is unfinished in ``runs_dir`` resumes it. The manifest is rewritten
+    Entries already in the manifest whose files verify are skipped (with ``force`` rebuilt,
+    reusing their float model when no run folder is there and the settings match: a new
+    quantization needs no training); an entry whose training run is unfinished in
+    ``runs_dir`` resumes it. The manifest is rewritten
     after every entry, so an interruption loses at most the entry in progress. With
     ``shard=(I, N)`` only every N-th entry (of the sorted class x model list), starting
     at the I-th, is built: N machines build the zoo together, then ``aezoo zoo merge``.
@@ -314,18 +359,20 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
         for name in [m for c, m in plan if c == k]:
             key = pretrained.entry_key(name, dataset, k)
             bar.set_postfix_str(f"{name} class {k} ({names[k]})")
-            if not force and not pretrained.check_entry(key, root):
+            problems = pretrained.check_entry(key, root)
+            if not force and not problems:
                 skipped.append(key)
             else:
                 split = split or data.one_class_split(dataset, k)
+                entry = None if problems else (pretrained.read_manifest(root)["entries"][key], root / key)
                 record = run_entry(name, dataset, k, root / key, settings=settings, run_dir=Path(runs_dir) / key,
-                                   split=split, verbose=verbose)
+                                   split=split, verbose=verbose, entry=entry)
                 record.pop("reports")
                 pretrained.record_entry(record, root)
                 built.append(key)
-                m = record["metrics"]
-                others = ", ".join(f"{b} {v['auroc']:.4f}" for b, v in m.items() if b not in ("int8", "qat"))
-                bar.write(f"{key}: int8 AUROC {m['int8']['auroc']:.4f} ({others}), {record['size']['bundle_bytes'] / 1024:.1f} "
+                m, q = record["metrics"], record["quant"]
+                others = ", ".join(f"{b} {v['auroc']:.4f}" for b, v in m.items() if b not in (q, "qat"))
+                bar.write(f"{key}: {q} AUROC {m[q]['auroc']:.4f} ({others}), {record['size']['bundle_bytes'] / 1024:.1f} "
                           f"KiB, {record['latency']['detector']['median']:.0f} us, {record['timing']['entry_seconds']:.0f} s")
             bar.update(1)
     bar.close()

@@ -63,6 +63,8 @@ class Score:
     """Base of the score kinds: no parameters, the autoencoder's reconstruction as the only output."""
 
     kind: ClassVar[str] = ""
+    # The full-integer mode the zoo exports this kind with: int8 runs on XNNPACK and under TFLite Micro.
+    device_quant: ClassVar[str] = "int8"
 
     @dataclasses.dataclass
     class Options:
@@ -223,6 +225,10 @@ class NAP(Score):
     """
 
     kind = "nap"
+    # Whitening differences of nearly equal activations magnifies one-step int8 rounding: XNNPACK and the
+    # reference kernels disagreed on 0.2-7% of the verdicts; with 16-bit activations on none, and the AUROC
+    # is near float (BENCHMARKS.md, "Device fidelity", development data only).
+    device_quant = "int16x8"
 
     @dataclasses.dataclass
     class Options:

@@ -5,7 +5,7 @@ imports TensorFlow (to return the Keras model). Layout::
 
     saved_models/manifest.json                         every entry: files + sha256, metrics, timing, ...
     saved_models/<model>/<dataset>/class_<k>/model.keras       the trained float model
-    saved_models/<model>/<dataset>/class_<k>/detector/         the int8 bundle (model.tflite + detector.json)
+    saved_models/<model>/<dataset>/class_<k>/detector/         the device bundle (model.tflite + detector.json)
     saved_models/<model>/<dataset>/class_<k>/card.json         the model card
 
 The folder is the repository's ``saved_models/`` (beside the ``zoo`` package),
@@ -161,7 +161,7 @@ def list_pretrained(pattern: str = "*", *, dataset: str | None = None, root: str
 
     Example::
 
-        [(r["model"], r["normal_class"], r["metrics"]["int8"]["auroc"]) for r in zoo.list_pretrained("conv_*")]
+        [(r["model"], r["normal_class"], r["metrics"][device_key(r)]["auroc"]) for r in zoo.list_pretrained("conv_*")]
     """
     if not isinstance(pattern, str):
         raise UserError(f"pattern must be a glob string such as 'conv_*'. Received: pattern={pattern!r}")
@@ -256,7 +256,7 @@ def check_entry(key: str, root: str | os.PathLike | None = None) -> list[str]:
 
 def detector_dir(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
                  root: str | os.PathLike | None = None, verify: bool = True) -> Path:
-    """Return the int8 detector bundle folder of an entry, its files checked against the manifest."""
+    """Return the device detector bundle folder of an entry, its files checked against the manifest."""
     root = saved_models_dir(root)
     record = get_entry(model, dataset, normal_class, root=root)
     if verify:
@@ -278,7 +278,7 @@ def load(model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
             the entry's parameters, holding the same weights. Defaults to 2.
 
     Returns:
-        The trained ``keras.Model`` (uncompiled). Its int8 detector: ``edge.Detector.from_zoo(...)``.
+        The trained ``keras.Model`` (uncompiled). Its device detector: ``edge.Detector.from_zoo(...)``.
 
     Raises:
         UserError: unknown entry (listing the available ones), or a missing, truncated or
@@ -340,8 +340,14 @@ def total_bytes(root: str | os.PathLike | None = None) -> int:
 # -- the README table --------------------------------------------------------------------------------------------
 
 
+def device_key(record: dict) -> str:
+    """The key of an entry's device detector in its ``metrics`` and ``threshold``: its quantization mode
+    ("int8", or "int16x8" for the nap entries: ``training.pipeline.EntrySettings.quant``)."""
+    return record.get("quant", "int8")
+
+
 def format_auroc(record: dict, which: str) -> str:
-    """An entry's AUROC of ``which`` ("int8", "float", "pca", "knn") with 4 digits, or "–"."""
+    """An entry's AUROC of ``which`` ("int8", "int16x8", "float", "pca", "knn") with 4 digits, or "–"."""
     value = record["metrics"].get(which, {}).get("auroc")
     return "–" if value is None else f"{value:.4f}"
 
@@ -361,7 +367,7 @@ BASELINE_ROWS = {"pca": "PCA (90% variance) | reconstruction error", "knn": "kNN
 
 
 def zoo_table(manifest: dict | None = None, *, dataset: str | None = None, root: str | os.PathLike | None = None) -> str:
-    """Return the Markdown zoo table, one section per dataset (``dataset``: only that one): int8 AUROC per variant x
+    """Return the Markdown zoo table, one section per dataset (``dataset``: only that one): device AUROC per variant x
     class, mean, min, float mean, recall, size, latency; the baselines fitted in the same runs.
 
     Deterministic in the manifest (no dates), so a test can compare it with the README.
@@ -381,19 +387,20 @@ def _dataset_table(manifest: dict, dataset: str) -> str:
     by_model: dict[str, dict[int, dict]] = {}
     for r in sorted(records, key=_sort_key):
         by_model.setdefault(r["model"], {})[int(r["normal_class"])] = r
-    head = "| model | score | " + " | ".join(str(k) for k in classes) + \
-        " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs | same verdict: kernels | float vs int8 |"
+    head = "| model | score (device) | " + " | ".join(str(k) for k in classes) + \
+        " | mean | min | float mean | recall @5% FPR | bundle KiB | latency µs | same verdict: kernels | float vs device |"
     lines = [f"**{dataset}**", "", head, "|---|---|" + "---:|" * (len(classes) + 8)]
     baselines: dict[str, dict[int, float]] = {b: {} for b in BASELINE_ROWS}
     for name, entries in by_model.items():
-        int8 = {k: r["metrics"]["int8"]["auroc"] for k, r in entries.items()}
+        device = {k: r["metrics"][device_key(r)]["auroc"] for k, r in entries.items()}
         floats = [r["metrics"]["float"]["auroc"] for r in entries.values()]
-        recall = [r["metrics"]["int8"].get("recall_at_fpr", {}).get("0.05", {}).get("recall") for r in entries.values()]
+        recall = [r["metrics"][device_key(r)].get("recall_at_fpr", {}).get("0.05", {}).get("recall")
+                  for r in entries.values()]
         recall = [v for v in recall if v is not None]
         kib = sum(r["size"].get("bundle_bytes", r["size"]["tflite_bytes"]) for r in entries.values()) / len(entries) / 1024
         lat = sorted(latency_us(r) for r in entries.values())[len(entries) // 2]
-        score = "/".join(sorted({r.get("score", "mse") for r in entries.values()}))
-        lines.append(_row(f"{name} | {score}", int8, classes, f"{sum(floats) / len(floats):.3f}",
+        score = "/".join(sorted({f"{r.get('score', 'mse')} ({device_key(r)})" for r in entries.values()}))
+        lines.append(_row(f"{name} | {score}", device, classes, f"{sum(floats) / len(floats):.3f}",
                           _fmt(sum(recall) / len(recall) if recall else None), f"{kib:.1f}", f"{lat:.0f}",
                           *(_least_agreement(entries.values(), pair) for pair in AGREEMENT_COLUMNS)))
         for k, r in entries.items():
@@ -405,12 +412,13 @@ def _dataset_table(manifest: dict, dataset: str) -> str:
             lines.append(_row(title, dict(sorted(baselines[b].items())), classes, *["–"] * 6))
     protocol = records[0].get("protocol", "").replace("PROTOCOL.md ", "")
     lines += ["", f"{len(records)} entries ({len(by_model)} models x up to {len(classes)} normal classes) on {dataset}. "
-              f"AUROC of the QAT-trained full-integer detector ({protocol}); "
+              f"AUROC of the full-integer detector a device runs ({protocol}): int8 from QAT, or int16x8 (16-bit "
+              "activations) by post-training quantization of the float model; "
               "float mean = the float Keras model's mean AUROC; recall of anomalies at the threshold that flags 5% of the "
               "normal validation inputs; bundle = model.tflite + detector.json; batch-1 median latency (one input, or one "
               "window) through `edge.Detector` on one thread; same verdict = the least, over the classes, fraction of "
               "test inputs (windows for series) with the same verdict on LiteRT's XNNPACK and reference kernels, and "
-              "for the float Keras model and the int8 detector (each at its own threshold) (`aezoo zoo agreement`). "
+              "for the float Keras model and the device detector (each at its own threshold) (`aezoo zoo agreement`). "
               "Generated from saved_models/manifest.json by "
               "`aezoo zoo table --write README.md`."]
     return "\n".join(lines)

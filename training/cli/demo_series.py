@@ -29,10 +29,11 @@ def _detector(out: Path, settings: Any) -> tuple[Any, str]:
     key = pretrained.entry_key(MODEL, DATASET, 0)
     if key in pretrained.read_manifest()["entries"]:
         return StreamDetector.from_zoo(MODEL, DATASET, 0), f"the pretrained entry {key} (sha256 verified)"
-    print(f"      no pretrained {key} in saved_models/: training one ({MODEL}, the zoo's settings, QAT, int8)")
+    print(f"      no pretrained {key} in saved_models/: training one ({MODEL}, the zoo's settings)")
     record = pipeline.run_entry(MODEL, DATASET, 0, out / "entry", settings=settings, run_dir=out / "run", verbose=0)
-    return StreamDetector.load(out / "entry" / "detector"), f"trained here: {out / 'entry'} (int8 AUROC " \
-                                                             f"{record['metrics']['int8']['auroc']:.3f})"
+    q = record["quant"]
+    return StreamDetector.load(out / "entry" / "detector"), f"trained here: {out / 'entry'} ({q} AUROC " \
+                                                             f"{record['metrics'][q]['auroc']:.3f})"
 
 
 def alarms(verdicts: list) -> list[tuple[int, int, int, float]]:

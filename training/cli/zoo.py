@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from training.cli.args import int_arg, int_list, name_list
+from training.pipeline import ENTRY_QUANTS
 from zoo.errors import UserError
 
 SAVED = "default: $AEZOO_SAVED_MODELS or the repository's saved_models/"
@@ -42,10 +43,15 @@ def _register_zoo(sub: Any) -> None:
     b.add_argument("--min-steps", type=int_arg(0, 10_000_000), help="least optimizer steps per training (default: the zoo's)")
     b.add_argument("--patience", type=int_arg(1, 10_000), help="early-stopping patience (default: the zoo's)")
     b.add_argument("--qat-epochs", type=int_arg(1, 1000), help="QAT fine-tuning epochs (default: the zoo's)")
+    b.add_argument("--quant", choices=("auto", *ENTRY_QUANTS),
+                   help="the device detector's mode (default auto: int16x8 for nap, whose verdicts then agree on every "
+                        "runtime; int8 by QAT otherwise)")
     b.add_argument("--seed", type=int_arg(0), help="default 0")
     b.add_argument("--runs", default="runs/zoo_build", metavar="DIR", help="training run folders, kept for resuming")
     b.add_argument("--saved-models", metavar="DIR", help=SAVED)
-    b.add_argument("--force", action="store_true", help="rebuild entries that are already complete")
+    b.add_argument("--force", action="store_true",
+                   help="rebuild entries that are already complete (from their float model when the training settings "
+                        "match and no run folder is there: a new --quant trains nothing)")
     b.add_argument("--shard", default="1/1", metavar="I/N",
                    help="build only the I-th of N interleaved shares of the entries (N machines, then `zoo merge`)")
     b.set_defaults(func=_build)
@@ -160,7 +166,7 @@ def _build(args: argparse.Namespace) -> int:
     from training import pipeline
 
     given = {"score": args.score, "epochs": args.epochs, "min_steps": args.min_steps, "patience": args.patience,
-             "qat_epochs": args.qat_epochs, "seed": args.seed}
+             "qat_epochs": args.qat_epochs, "seed": args.seed, "quant": args.quant}
     settings = pipeline.EntrySettings().replace(**{k: v for k, v in given.items() if v is not None})
     shard = pipeline.parse_shard(args.shard)
     result = pipeline.build_zoo(args.dataset, models=args.models, classes=args.classes, settings=settings,
