@@ -427,6 +427,7 @@ def test_export_from_a_run_transfers_the_threshold_method(tiny_run, fashion_mnis
     assert main(["export", str(run), "--out", str(tmp_path / "det"), "--representative", "200"]) == 0
     det = Detector.load(tmp_path / "det")
     assert det.score_kind == result.config.score == "nap" and det.spec["threshold"]["method"] == "percentile"
+    assert det.spec["model"]["quant"] == "int16x8"  # --quant auto: the nap score's device mode
     assert det.spec["provenance"]["normal_class"] == 0 and det.spec["provenance"]["run"] == run.name
     # Recalibrated on the exported model's scores of the run's normal validation images (the full hold-out).
     s = det.score(fashion_mnist_split.x_val)
@@ -528,3 +529,19 @@ def test_the_one_pass_pixel_check_refuses_what_the_full_check_refuses():
         x[1, 3, 3, 0] = bad
         with pytest.raises(UserError, match="float pixels in \\[0, 1\\]|NaN"):
             det.score(x)
+
+
+@pytest.mark.parametrize("given, kind, where, want", [
+    (("auto", "nap"), {}, "", "int16x8"), (("auto", "mse"), {}, "", "int8"), (("auto", "elbo"), {}, "", "int8"),
+    (("auto", "nap"), {"fmt": "c-array"}, "TFLite Micro builds", "int8"),
+    (("auto", "nap"), {"quantizer": "litert"}, "the LiteRT Quantizer", "int8"),
+    (("auto", "nap"), {"compression": {"config": {"method": "qat"}}}, "a QAT run", "int8"),
+    (("auto", "nap"), {"compression": {"method": "post-training", "quant": "int16x8"}}, "", "int16x8"),
+    (("int8", "nap"), {}, "", "int8"), (("float32", "nap"), {}, "", "float32"),
+])
+def test_auto_quantization_follows_the_score_kind(given, kind, where, want):
+    """`--quant auto` gives a nap detector 16-bit activations (its whitening magnifies int8 rounding), except where
+    int8 is what the target or the fine-tuning asks for; an explicit mode is kept."""
+    from training.convert import device_quant
+
+    assert device_quant(*given, **kind) == want, where

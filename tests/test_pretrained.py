@@ -28,7 +28,7 @@ KEY = f"{MODEL}/{DATASET}/class_0"
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory) -> Path:
-    """A real one-entry zoo: conv1d_ae on BasicMotions, class 0, 1 training epoch, 1 QAT epoch, built through the CLI."""
+    """A real one-entry zoo: conv1d_ae on BasicMotions, class 0, 1 training epoch, built through the CLI (nap: int16x8)."""
     base = tmp_path_factory.mktemp("zoo")
     root = base / "saved_models"
     code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "1",
@@ -68,21 +68,25 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
     for name, want in e["files"].items():
         assert (entry_dir / name).stat().st_size == want["bytes"]
     assert not pretrained.entry_problems(e, tiny_zoo)
-    for kind in ("float", "qat", "int8", "pca", "knn", "iforest"):
+    assert sorted(e["metrics"]) == ["float", "iforest", "int16x8", "knn", "pca"]  # nap: int16x8, no QAT model
+    for kind in e["metrics"]:
         assert 0.5 < e["metrics"][kind]["auroc"] <= 1 and 0 < e["metrics"][kind]["auprc"] <= 1
         assert 0 <= e["metrics"][kind]["recall_at_fpr"]["0.05"]["recall"] <= 1
-    assert e["score"] == "nap" and e["threshold"]["int8"]["value"] > 0
+    assert e["score"] == "nap" and e["quant"] == "int16x8" and e["threshold"]["int16x8"]["value"] > 0
+    # 16-bit activations: XNNPACK and the reference kernels give the same scores, so the same verdicts.
+    kernels = e["agreement"]["pairs"]["litert_default vs litert_reference"]
+    assert kernels["verdicts_agree"] == 1.0 and kernels["score_diff_max_absolute"] == 0.0
     assert e["latency"]["detector"]["median"] > e["latency"]["invoke"]["median"] > 0 and e["latency"]["iterations"] >= 1000
     assert e["size"]["bundle_bytes"] <= 64 * 1024
     assert e["timing"]["entry_seconds"] > e["timing"]["train_session_seconds"] > 0
-    assert e["seed"] == 0 and e["hyperparameters"]["train"]["epochs"] == 1 and e["hyperparameters"]["qat"]["method"] == "qat"
+    assert e["seed"] == 0 and e["hyperparameters"]["train"]["epochs"] == 1 and e["hyperparameters"]["qat"] is None
     assert e["hyperparameters"]["model"]["latent_dim"] > 0
     assert "test labels chose nothing" in e["hyperparameter_selection"]
     for dist in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tensorflow-datasets"):
         assert e["versions"][dist]
     assert manifest["sessions"][-1]["built"] == 1 and manifest["total_entry_seconds"] > 0
     card = json.loads((entry_dir / "card.json").read_text())
-    assert card["metrics"] == e["metrics"] and card["hyperparameters"]["entry"]["qat_epochs"] == 1
+    assert card["metrics"] == e["metrics"] and "post-training quantization" in card["description"]
     # Only the entry's files: no checkpoints, logs, plots or backups in saved_models.
     assert sorted(str(p.relative_to(tiny_zoo)) for p in tiny_zoo.rglob("*") if p.is_file()) == sorted(
         ["manifest.json"] + [f"{KEY}/{n}" for n in pretrained.ENTRY_FILES])
@@ -98,7 +102,7 @@ def test_load_and_from_zoo(tiny_zoo, monkeypatch):
     assert model.name == MODEL and model.input_shape == (None, 64, 6)
     det = Detector.from_zoo(MODEL, dataset=DATASET, normal_class=0)
     e = zoo.list_pretrained()[0]
-    assert det.threshold_ == e["threshold"]["int8"]["value"]
+    assert det.threshold_ == e["threshold"]["int16x8"]["value"]
     with pytest.raises(UserError, match=rf"no pretrained entry {MODEL}/{DATASET}/class_3.*{MODEL}/{DATASET} classes \[0\]"):
         zoo.load(MODEL, dataset=DATASET, normal_class=3)
     with pytest.raises(UserError, match=f"Did you mean '{MODEL}'"):
@@ -156,6 +160,22 @@ def test_altered_truncated_missing_files_are_refused(damaged):
     assert main(["zoo", "verify", "--saved-models", str(damaged)]) == 1
 
 
+def test_a_forced_int8_build_reuses_the_entrys_float_model(damaged, tmp_path, capsys):
+    """`--force --quant int8` without a run folder: the entry's own float model is QAT fine-tuned into an int8
+    detector; nothing is trained again (the float figures and model.keras stay as they were)."""
+    before = json.loads((damaged / "manifest.json").read_text())["entries"][KEY]
+    code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "1",
+                 "--min-steps", "0", "--patience", "1", "--qat-epochs", "1", "--quant", "int8", "--force",
+                 "--runs", str(tmp_path / "no_runs"), "--saved-models", str(damaged)])
+    assert code == 0, capsys.readouterr().err
+    e = json.loads((damaged / "manifest.json").read_text())["entries"][KEY]
+    assert e["quant"] == "int8" and sorted(e["metrics"]) == ["float", "iforest", "int8", "knn", "pca", "qat"]
+    assert e["training"]["how"] == "reused the entry's float model" and not (tmp_path / "no_runs").exists()
+    assert e["metrics"]["float"] == before["metrics"]["float"] and e["files"]["model.keras"] == before["files"]["model.keras"]
+    assert e["hyperparameters"]["qat"]["method"] == "qat" and e["threshold"]["int8"]["value"] > 0
+    assert not pretrained.entry_problems(e, damaged)
+
+
 def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
     before = json.loads((tiny_zoo / "manifest.json").read_text())["entries"]
     code = main(["zoo", "build", "--dataset", DATASET, "--models", MODEL, "--classes", "0", "--epochs", "1", "--min-steps", "0",
@@ -172,9 +192,9 @@ def test_list_and_table(tiny_zoo, tmp_path, capsys):
     assert main(["zoo", "list", "--saved-models", str(tiny_zoo)]) == 0
     out = capsys.readouterr().out
     e = pretrained.get_entry(MODEL, DATASET, root=tiny_zoo)
-    assert KEY in out and f"{e['metrics']['int8']['auroc']:.4f}" in out
+    assert KEY in out and f"{e['metrics']['int16x8']['auroc']:.4f}" in out
     table = pretrained.zoo_table(root=tiny_zoo)
-    assert f"| {MODEL} | nap | {e['metrics']['int8']['auroc']:.3f} |" in table
+    assert f"| {MODEL} | nap (int16x8) | {e['metrics']['int16x8']['auroc']:.3f} |" in table
     assert f"| PCA (90% variance) | reconstruction error | {e['metrics']['pca']['auroc']:.3f} |" in table
     assert f"| kNN (k=5) | distance | {e['metrics']['knn']['auroc']:.3f} |" in table
     assert f"| IsolationForest (200 trees) | path length | {e['metrics']['iforest']['auroc']:.3f} |" in table
@@ -199,7 +219,7 @@ def test_readme_table_matches_the_manifest():
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["tiny", "repo"])
 def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fashion_mnist_ready):
-    """Re-evaluate up to two entries' int8 detectors on the real test split; they must give the manifest's numbers."""
+    """Re-evaluate up to two entries' device detectors on the real test split; they must give the manifest's numbers."""
     from edge import Detector
     from training.data import one_class_split
     from training.evaluate import OnDevice, evaluate_split
@@ -214,14 +234,15 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
         split = one_class_split(e["dataset"], e["normal_class"])
         report = evaluate_split(OnDevice(det), split, plots=False)  # raw inputs, as a device passes them
         for key in ("auroc", "auprc", "f1", "fpr"):
-            assert report["model"][key] == pytest.approx(e["metrics"]["int8"][key], abs=1e-9), (e["path"], key)
+            assert report["model"][key] == pytest.approx(e["metrics"][pretrained.device_key(e)][key], abs=1e-9), (e["path"], key)
         for baseline in ("pca", "knn"):
             assert report[baseline]["auroc"] == pytest.approx(e["metrics"][baseline]["auroc"], abs=1e-9)
 
 
 @pytest.mark.parametrize("edit, match", [
     (lambda m: m["entries"][KEY].pop("files"), "lacks 'files'"),
-    (lambda m: m["entries"][KEY]["metrics"].__setitem__("int8", 0.9), "metrics\\['int8'\\]"),
+    (lambda m: m["entries"][KEY]["metrics"].__setitem__("int16x8", 0.9), "metrics\\['int16x8'\\]"),
+    (lambda m: m["entries"][KEY]["metrics"].pop("int16x8"), "no metrics and threshold of its device detector"),
     (lambda m: m["entries"][KEY].__setitem__("path", "../../etc"), "has path"),
 ])
 def test_a_malformed_manifest_is_refused(damaged, edit, match, capsys):

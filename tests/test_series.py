@@ -315,7 +315,7 @@ def _bundles_match_keras(run: Path, detector, source, bundle: Path, tmp_path: Pa
     from training.convert import export_run
 
     if not bundle.exists():
-        export_run(run, bundle)
+        export_run(run, bundle, quant="int8")
     export_run(run, tmp_path / "float", quant="float32")
     int8, exact = Detector.load(bundle), Detector.load(tmp_path / "float")
     assert (bundle / "model.tflite").stat().st_size <= 64 * 1024

@@ -318,8 +318,23 @@ def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
     return for_spec(spec).to_device(x)
 
 
+def device_quant(quant: str, score_kind: str, *, fmt: str = "bundle", quantizer: str = "tflite-converter",
+                 compression: dict | None = None) -> str:
+    """``quant``, with "auto" resolved: the score kind's device mode (``Score.device_quant``: int16x8 for nap), but
+    int8 for a c-array (TFLite Micro builds are int8 here), the LiteRT Quantizer, and a QAT / pruned / clustered run
+    (what its fine-tuning prepared for)."""
+    from training.scores import make_score
+
+    if quant != "auto":
+        return quant
+    fine_tuned = bool(compression) and compression.get("method") != "post-training"
+    if fmt == "c-array" or quantizer != "tflite-converter" or fine_tuned:
+        return "int8"
+    return make_score(score_kind).device_quant
+
+
 def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],
-                    provenance: dict, preprocessing: dict | None = None, quant: str = "int8", fmt: str = "bundle",
+                    provenance: dict, preprocessing: dict | None = None, quant: str = "auto", fmt: str = "bundle",
                     n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
                     quantizer: str = "tflite-converter") -> Path:
     """Convert a fitted ``AutoencoderDetector`` and write its bundle (and, for ``fmt="c-array"``, the C files).
@@ -331,8 +346,9 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         x_val: normal validation inputs: the threshold is calibrated on them.
         class_names, provenance: recorded in detector.json.
         preprocessing: the split's preprocessing record (image resize, vector standardization).
-        quant: "float32", "float16", "dynamic", "int8" or "int16x8" (16-bit activations: the same verdict on
-            LiteRT's XNNPACK and reference kernels, at several times the int8 latency; BENCHMARKS.md).
+        quant: "float32", "float16", "dynamic", "int8", "int16x8" (16-bit activations: the same verdict on
+            LiteRT's XNNPACK and reference kernels, at several times the int8 latency; BENCHMARKS.md), or "auto"
+            (:func:`device_quant`: int16x8 for the nap score, int8 otherwise).
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
         quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
     """
@@ -341,6 +357,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"format must be one of {', '.join(EXPORT_FORMATS)}. Received: format={fmt!r}")
+    quant = device_quant(quant, detector.score_kind, fmt=fmt, quantizer=quantizer, compression=provenance.get("compression"))
     if fmt == "c-array" and quant != "int8":
         raise UserError(f"--format c-array exports the full-integer model for TFLite Micro: use --quant int8. Received: quant={quant!r}")
     if len(x_val) == 0:
@@ -377,7 +394,7 @@ def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str,
     return {**c_sources(tflite, finished), "micro.json": json.dumps(report, indent=2) + "\n"}, report
 
 
-def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "int8", fmt: str = "bundle",
+def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "auto", fmt: str = "bundle",
                n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
                quantizer: str = "tflite-converter") -> Path:
     """Export a run folder's detector: representative inputs and threshold from its normal training/validation data.

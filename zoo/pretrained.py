@@ -114,6 +114,9 @@ def _check_record(path: Path, key: str, record: Any) -> None:
     for name, value in record["metrics"].items():
         if not isinstance(value, dict) or not isinstance(value.get("auroc"), (int, float, type(None))):
             raise bad(f"has metrics[{name!r}] without a numeric 'auroc'")
+    device = record.get("quant", "int8")
+    if not isinstance(device, str) or device not in record["metrics"] or device not in record["threshold"]:
+        raise bad(f"has no metrics and threshold of its device detector (quant {device!r})")
     for name, value in record["files"].items():
         if not isinstance(value, dict) or not isinstance(value.get("sha256"), str) or not isinstance(value.get("bytes"), int):
             raise bad(f"has files[{name!r}] without 'sha256' and 'bytes'")

@@ -42,9 +42,11 @@ def register(sub: Any) -> None:
                     "scores of the normal validation inputs, provenance). --format c-array also writes aezoo_model.c/.h "
                     "and checks the model, its scores and verdicts under TFLite Micro. See docs/BUNDLE.md.")
     p.add_argument("run", metavar="RUN", help="training run folder")
-    p.add_argument("--quant", choices=QUANT_MODES, default="int8",
-                   help="quantization (default: int8, full integer; int16x8: 16-bit activations, the same verdict on "
-                        "XNNPACK and reference kernels at several times the latency)")
+    p.add_argument("--quant", choices=("auto", *QUANT_MODES), default="auto",
+                   help="quantization (default auto: int16x8 for the nap score, int8 otherwise and for c-array, "
+                        "--quantizer litert and QAT/pruned/clustered runs; int8: full integer, fastest on XNNPACK; "
+                        "int16x8: 16-bit activations, the same verdict on XNNPACK and reference kernels at several "
+                        "times the latency)")
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or a bundle with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (never anything else)")
     p.add_argument("--format", dest="fmt", choices=("bundle", "c-array"), default="bundle",

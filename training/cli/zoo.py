@@ -192,9 +192,10 @@ def _list(args: argparse.Namespace) -> int:
     if not records:
         print(f"No pretrained entries match {args.pattern!r} in {root}.")
         return 0
-    header = ("entry", "score", "int8 AUROC", "float AUROC", "PCA AUROC", "kNN AUROC", "threshold", "KiB", "latency us")
-    rows = [(r["path"], r.get("score", "mse"), *(pretrained.format_auroc(r, w) for w in ("int8", "float", "pca", "knn")),
-             f"{r['threshold']['int8']['value']:.5g}", f"{r['size'].get('bundle_bytes', r['size']['tflite_bytes']) / 1024:.1f}",
+    header = ("entry", "score", "device", "AUROC", "float AUROC", "PCA AUROC", "kNN AUROC", "threshold", "KiB", "latency us")
+    rows = [(r["path"], r.get("score", "mse"), pretrained.device_key(r),
+             *(pretrained.format_auroc(r, w) for w in (pretrained.device_key(r), "float", "pca", "knn")),
+             f"{r['threshold'][pretrained.device_key(r)]['value']:.5g}", f"{r['size'].get('bundle_bytes', r['size']['tflite_bytes']) / 1024:.1f}",
              f"{pretrained.latency_us(r):.0f}") for r in records]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
