@@ -29,6 +29,9 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SPEC_FILE = "detector.json"
 MODEL_FILE = "model.tflite"
+# Every file an export may write into a bundle: `--overwrite` replaces a folder holding only these.
+BUNDLE_FILES = frozenset({SPEC_FILE, MODEL_FILE, "aezoo_model.c", "aezoo_model.h", "micro.json", "aezoo_detect.c",
+                          "aezoo_detect.h"})
 QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 # Full-integer modes: calibrated on representative inputs, integer input and output tensors.
 INTEGER_MODES = ("int8", "int16x8")
@@ -198,7 +201,9 @@ def write_bundle(out: str | os.PathLike, tflite: bytes, spec: dict, extra: dict[
     spec = finish_spec(spec, tflite)
     content: dict[str, bytes] = {MODEL_FILE: tflite, SPEC_FILE: (json.dumps(spec, indent=2) + "\n").encode("utf-8")}
     content.update({name: c.encode("utf-8") if isinstance(c, str) else c for name, c in (extra or {}).items()})
-    files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite)
+    if not set(content) <= BUNDLE_FILES:
+        raise RuntimeError(f"write_bundle: {sorted(set(content) - BUNDLE_FILES)} are not in BUNDLE_FILES")
+    files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite, owned=BUNDLE_FILES)
     with files.atomic_dir(out, marker=SPEC_FILE) as tmp:
         for name, data in content.items():
             (tmp / name).write_bytes(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -456,14 +457,50 @@ def test_export_never_destroys_what_is_at_out(tiny_run, on_small_split, tmp_path
     assert (tmp_path / "b" / SPEC_FILE).read_text() == before
     assert main(["export", str(run), "--out", str(tmp_path / "b"), *quick, "--overwrite"]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporaries left behind"
+    # --overwrite replaces a bundle, never a file the user keeps in it.
+    (tmp_path / "b" / "NOTES.txt").write_text("mine")
+    assert main(["export", str(run), "--out", str(tmp_path / "b"), *quick, "--overwrite"]) == 2
+    assert (tmp_path / "b" / "NOTES.txt").read_text() == "mine" and (tmp_path / "b" / SPEC_FILE).is_file()
+
+
+def test_overwrite_never_takes_a_users_files_with_the_bundle(tmp_path):
+    """A bundle folder that also holds the user's notes and a subfolder is refused whole: every file stays; a
+    user's own ``.NAME.old`` beside it is not mistaken for the leftover of an interrupted swap."""
+    from edge.bundle import MODEL_FILE, read_bundle, write_bundle
+    from zoo import pretrained
+
+    model, spec = read_bundle(pretrained.detector_dir("dense_ae", normal_class=0))  # any real bundle
+    out = tmp_path / "b"
+    mine = tmp_path / ".b.old"  # the user's, with a name the old swap used
+    mine.mkdir()
+    (mine / "keep.txt").write_text("keep")
+    with pytest.raises(UserError, match="is a folder with other files"):
+        (tmp_path / "b").mkdir()
+        (out / "x.txt").write_text("x")
+        write_bundle(out, model, spec)
+    (out / "x.txt").unlink()
+    out.rmdir()
+    write_bundle(out, model, spec)
+    assert (out / MODEL_FILE).read_bytes() == model and (mine / "keep.txt").read_text() == "keep"
+    (out / "NOTES.txt").write_text("notes")
+    (out / "calib").mkdir()
+    (out / "calib" / "a.npy").write_bytes(b"a")
+    with pytest.raises(UserError, match=r"also NOTES.txt, calib/, which no export wrote.*nothing deleted"):
+        write_bundle(out, model[:-1] + b"\0", spec, overwrite=True)
+    assert (out / MODEL_FILE).read_bytes() == model and (out / "NOTES.txt").read_text() == "notes"
+    assert (out / "calib" / "a.npy").read_bytes() == b"a" and (mine / "keep.txt").read_text() == "keep"
+    (out / "NOTES.txt").unlink()
+    shutil.rmtree(out / "calib")
+    write_bundle(out, model[:-1] + b"\0", spec, overwrite=True)
+    assert (out / MODEL_FILE).read_bytes() == model[:-1] + b"\0" and (mine / "keep.txt").read_text() == "keep"
 
 
 def test_an_interrupted_swap_is_recovered(tmp_path):
-    """A crash between the two renames left only .NAME.old: the next write puts it back first."""
+    """A crash between the two renames left only the old content beside NAME: the next write puts it back first."""
     from zoo.files import recover_dir
 
     out = tmp_path / "bundle"
-    old = tmp_path / ".bundle.old"
+    old = tmp_path / ".bundle.aezoo-swap-old"
     old.mkdir()
     (old / SPEC_FILE).write_text("{}")
     (tmp_path / ".bundle.tmp-999999999-x").mkdir()  # a temporary of a process that is gone

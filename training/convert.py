@@ -352,7 +352,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
         quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
     """
-    from edge.bundle import check_spec, write_bundle
+    from edge.bundle import BUNDLE_FILES, SPEC_FILE, check_spec, write_bundle
     from zoo import files
 
     if fmt not in EXPORT_FORMATS:
@@ -362,7 +362,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
         raise UserError(f"--format c-array exports the full-integer model for TFLite Micro: use --quant int8. Received: quant={quant!r}")
     if len(x_val) == 0:
         raise UserError("threshold calibration needs normal validation inputs. Received: 0")
-    files.check_replaceable(out, kind="detector bundle", marker="detector.json", overwrite=overwrite)
+    files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite, owned=BUNDLE_FILES)
     batch = 1 if fmt == "c-array" else None
     rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) \
         if quant in INTEGER_MODES else None

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from zoo.errors import UserError
 
@@ -79,16 +79,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _swap_old(path: Path) -> Path:
+    # A name no user picks by chance: a user's own ".NAME.old" must never be taken for a swap's leftover.
+    return path.with_name(f".{path.name}.aezoo-swap-old")
+
+
 def recover_dir(path: str | os.PathLike) -> None:
     """Finish or undo a swap of ``path`` that a crash interrupted (see :func:`atomic_dir`).
 
-    ``.NAME.old`` without ``NAME``: the crash fell between the two renames, so the old
-    content is put back. Both present: the swap was done, only the clean-up is left.
+    ``.NAME.aezoo-swap-old`` without ``NAME``: the crash fell between the two renames, so the
+    old content is put back. Both present: the swap was done, only the clean-up is left.
     Temporaries ``.NAME.tmp-PID-*`` of processes that no longer run are removed.
     """
     path = Path(path)
-    old = path.with_name(f".{path.name}.old")
-    if old.exists():
+    old = _swap_old(path)
+    if old.is_dir() and not old.is_symlink():
         if path.exists() or path.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -99,11 +104,14 @@ def recover_dir(path: str | os.PathLike) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_replaceable(path: str | os.PathLike, *, kind: str, marker: str, overwrite: bool = False) -> None:
+def check_replaceable(path: str | os.PathLike, *, kind: str, marker: str, overwrite: bool = False,
+                      owned: Iterable[str] | None = None) -> None:
     """Refuse to write a ``kind`` folder at ``path`` unless nothing of value would be lost.
 
     Allowed: nothing there, an empty folder, or (with ``overwrite``) a folder that is
-    already a ``kind`` (it holds ``marker``). Anything else is a UserError and stays untouched.
+    already a ``kind`` (it holds ``marker``) and, when ``owned`` names what such a folder
+    holds, nothing else: a file the user put beside ours is never replaced. Anything else
+    is a UserError and stays untouched.
     """
     path = Path(path)
     recover_dir(path)
@@ -113,6 +121,13 @@ def check_replaceable(path: str | os.PathLike, *, kind: str, marker: str, overwr
         if not any(path.iterdir()):
             return
         if (path / marker).is_file():
+            others = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
+                            if owned is not None and p.name not in owned)
+            if overwrite and others:
+                raise UserError(f"{path} holds a {kind} and also {', '.join(others[:5])}"
+                                f"{' ...' if len(others) > 5 else ''}, which no export wrote: --overwrite replaces a "
+                                f"{kind}, never anything else, so nothing was written and nothing deleted. Move those "
+                                f"out, or choose another --out. Received: --out {path}")
             if overwrite:
                 return
             raise UserError(f"{path} already holds a {kind}; pass --overwrite to replace it, or choose another --out. "
@@ -140,7 +155,7 @@ def atomic_dir(path: str | os.PathLike, *, marker: str | None = None) -> Iterato
         if marker is not None and not (tmp / marker).is_file():
             raise RuntimeError(f"atomic_dir: the new content lacks {marker}")
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
+            old = _swap_old(path)
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
