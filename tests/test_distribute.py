@@ -148,6 +148,7 @@ def test_zoo_build_in_two_shards_merges_into_one_manifest(tmp_path, capsys):
     assert main(["zoo", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard1"), "--into", str(tmp_path / "x")]) == 2
     assert "must not overlap" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["zoo", "merge", str(tmp_path / "shard2"), "--into", str(tmp_path / "all")]) == 2
+    _merge_survives_stops_and_refuses_what_is_not_ours(tmp_path, capsys)
     # A shard of another manifest format version is refused.
     odd = tmp_path / "odd"
     shutil.copytree(tmp_path / "shard1", odd)
@@ -155,3 +156,44 @@ def test_zoo_build_in_two_shards_merges_into_one_manifest(tmp_path, capsys):
     (odd / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     assert main(["zoo", "merge", str(odd), "--into", str(tmp_path / "y")]) == 2
     assert "format_version 99" in capsys.readouterr().err
+
+
+def _merge_survives_stops_and_refuses_what_is_not_ours(tmp_path, capsys):
+    """A disk-full stop leaves the manifest and the target untouched; a rerun after a stop between the move and the
+    manifest recognizes the entry already there; a user's folder in the way, or a file as --into, is refused."""
+    shards = [str(tmp_path / "shard1"), str(tmp_path / "shard2")]
+    key = f"dense_ae/{DATASET}/class_0"
+    full = tmp_path / "full"
+    real_copytree, calls = shutil.copytree, []
+
+    def disk_full(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_copytree(src, dst, *args, **kwargs)
+
+    shutil.copytree = disk_full
+    try:
+        assert main(["zoo", "merge", *shards, "--into", str(full)]) == 2
+    finally:
+        shutil.copytree = real_copytree
+    assert "No space left" in capsys.readouterr().err and not any(full.iterdir())
+    assert main(["zoo", "merge", *shards, "--into", str(full)]) == 0  # nothing half-done is in the way
+    # A stop after the move, before the manifest: the entry is there, unlisted; a dead merge's temporary too.
+    stopped = tmp_path / "stopped"
+    shutil.copytree(tmp_path / "shard1" / key, stopped / key)
+    (stopped / ".merge-999999999-x").mkdir()
+    assert main(["zoo", "merge", *shards, "--into", str(stopped)]) == 0
+    assert sorted(pretrained.read_manifest(stopped)["entries"]) == sorted(pretrained.read_manifest(full)["entries"])
+    assert not list(stopped.glob(".merge-*")) and main(["zoo", "verify", "--saved-models", str(stopped)]) == 0
+    # A folder of the user's where an entry would go, and a file as --into: refused, untouched.
+    theirs = tmp_path / "theirs"
+    (theirs / key).mkdir(parents=True)
+    (theirs / key / "mine.txt").write_text("mine")
+    assert main(["zoo", "merge", *shards, "--into", str(theirs)]) == 2
+    assert "is not the zoo's to replace" in capsys.readouterr().err
+    assert (theirs / key / "mine.txt").read_text() == "mine" and not (theirs / "manifest.json").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["zoo", "merge", *shards, "--into", str(afile)]) == 2 and afile.read_text() == "x"
+    assert "is a file" in capsys.readouterr().err

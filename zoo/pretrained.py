@@ -306,11 +306,15 @@ def merge(shards: Iterable[str | os.PathLike], into: str | os.PathLike) -> list[
     """Combine the saved_models folders of a sharded build into ``into``; return the merged keys.
 
     Every shard's entries must verify and no key may come from two shards (nor already
-    be in ``into``): a conflict is refused before anything is copied.
+    be in ``into``'s manifest): a conflict is refused before anything is copied. Entries
+    are copied into a temporary folder first and moved into place together, then the
+    manifest is written: a stop half-way (disk full, a kill) leaves no half-copied entry,
+    and a rerun recognizes the entries an interrupted merge already moved (their files
+    match the shard's record); any other folder in the way is refused, never replaced.
     """
-    import shutil
-
     into = Path(into)
+    if into.exists() and not into.is_dir():
+        raise UserError(f"--into {into} is a file; expected a saved_models folder (new or existing). Nothing was merged.")
     target = read_manifest(into) if (into / MANIFEST).is_file() else _empty_manifest()
     plan: dict[str, tuple[Path, dict]] = {}
     sessions = []
@@ -325,13 +329,55 @@ def merge(shards: Iterable[str | os.PathLike], into: str | os.PathLike) -> list[
             verify_entry(record, shard)
             plan[key] = (shard, record)
         sessions += manifest.get("sessions", [])
-    for key, (shard, record) in sorted(plan.items()):
-        shutil.copytree(shard / key, into / key, dirs_exist_ok=False)
+    in_place = {key for key, (shard, record) in plan.items() if _already_merged(into, key, shard, record)}
+    _move_in(into, {key: shard for key, (shard, _) in plan.items() if key not in in_place})
+    for key, (_, record) in plan.items():
         target["entries"][key] = record
     target["sessions"] = (target.get("sessions") or []) + sessions
-    into.mkdir(parents=True, exist_ok=True)
-    _write_manifest(target, into)
+    try:
+        _write_manifest(target, into)
+    except OSError as exc:
+        raise UserError(f"could not write {into / MANIFEST}: {exc}. The entries are in place; run the same merge again "
+                        "once there is room (it recognizes them).") from None
     return sorted(plan)
+
+
+def _already_merged(into: Path, key: str, shard: Path, record: dict) -> bool:
+    """True when ``into/key`` holds exactly the shard's entry (an interrupted merge moved it); False when nothing is
+    there; a UserError for anything else in the way."""
+    dest = into / key
+    if not dest.exists() and not dest.is_symlink():
+        return False
+    if dest.is_dir() and not entry_problems(record, into):
+        return True
+    raise UserError(f"{dest} exists, is not in {into / MANIFEST} and is not {shard}'s entry {key}: it is not the "
+                    "zoo's to replace. Move it away or choose another --into. Nothing was merged.")
+
+
+def _move_in(into: Path, sources: dict[str, Path]) -> None:
+    """Copy each ``shard/key`` into a temporary folder of ``into``, then move them all into place."""
+    import shutil
+    import tempfile
+
+    from zoo.files import pid_alive
+
+    into.mkdir(parents=True, exist_ok=True)
+    for left in into.glob(".merge-*"):  # the temporaries of merges that were killed
+        pid = left.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".merge-{os.getpid()}-", dir=into))
+    try:
+        for key, shard in sorted(sources.items()):
+            shutil.copytree(shard / key, tmp / key)
+        for key in sorted(sources):
+            (into / key).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / key, into / key)
+    except OSError as exc:
+        raise UserError(f"could not copy the entries into {into}: {exc}. The manifest is unchanged; run the same merge "
+                        "again once there is room.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def total_bytes(root: str | os.PathLike | None = None) -> int:
