@@ -36,13 +36,28 @@ from edge.schema import fail, get, integer, number, numbers
 from zoo.errors import UserError
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def parse_number(text: str) -> float:
+    """The float in a CSV cell; ValueError when it is none. Python's own "1_000" is refused: no CSV writer means it."""
+    if "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
 def is_number(text: str) -> bool:
-    """True when ``text`` parses as a float."""
+    """True when ``text`` parses as a number (:func:`parse_number`)."""
     try:
-        float(text)
+        parse_number(text)
     except ValueError:
         return False
     return True
+
+
+def in_float32(v: float) -> bool:
+    """True for a finite value that float32 (what the model sees) holds: beyond its range it would become inf."""
+    return math.isfinite(v) and abs(v) <= FLOAT32_MAX
 
 
 def _csv_rows(path: Path, expected: str) -> list[tuple[int, list[str]]]:
@@ -86,11 +101,12 @@ def read_csv(path: str | os.PathLike, *, label_column: str | None = None) -> tup
         parsed = []
         for j, cell in enumerate(row):
             try:
-                v = float(cell)
+                v = parse_number(cell)
             except ValueError:
                 raise UserError(f"{path} line {line}, column {j + 1}: expected a number. Received: {cell!r}") from None
-            if not math.isfinite(v):
-                raise UserError(f"{path} line {line}, column {j + 1}: expected a finite number. Received: {cell!r}")
+            if not in_float32(v):
+                raise UserError(f"{path} line {line}, column {j + 1}: expected a finite number within float32's range "
+                                f"(±3.4e38). Received: {cell!r}")
             parsed.append(v)
         if label_index is not None:
             label = parsed.pop(label_index)
@@ -210,12 +226,11 @@ def read_recording(path: str | os.PathLike) -> Recording:
 def cell_value(where: str, column: str, text: str) -> float:
     """The number in one recording cell; ``where`` ("FILE line N") and ``column`` name it in the error."""
     try:
-        v = float(text)
+        v = parse_number(text)
     except ValueError:
         what = "an empty cell" if not text.strip() else repr(text)
         raise UserError(f"{where}, column {column!r}: expected a number. Received: {what}") from None
-    # float32 is what the model sees: a value beyond its range would become inf there.
-    if not math.isfinite(v) or abs(v) > float(np.finfo(np.float32).max):
+    if not in_float32(v):
         raise UserError(f"{where}, column {column!r}: expected a finite number. Received: {text!r}")
     return v
 

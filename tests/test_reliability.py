@@ -27,6 +27,11 @@ def sandbox(tmp_path):
     (tmp_path / "afile").write_text("a file")
     (tmp_path / "text.npy").write_text("just text")
     (tmp_path / "dir.png").mkdir()
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(40))
+    (tmp_path / "v.csv").write_text("a,b,label\n" + rows)
+    (tmp_path / "wide.csv").write_text("a,b,c,label\n" + "".join(f"{i},1,2,{i % 2}\n" for i in range(10)))
+    (tmp_path / "under.csv").write_text("a,b\n1,2\n1_000,4\n")
+    (tmp_path / "huge.csv").write_text("a,b\n1,2\n1e39,4\n")
     return tmp_path
 
 
@@ -51,6 +56,11 @@ CASES = [
     (["export", "{t}/mine", "--out", "{t}/b"], "incomplete"),
     (["optimize", "{t}/empty", "--method", "qat"], "incomplete"),
     (["models", "nothing*"], "no model matches"),
+    # A label column name with a typo would train the labels as a feature, every row as the normal class.
+    (["train", "--dataset", "{t}/v.csv", "--label-column", "lbl", "--out", "{t}/r"], "has no column 'lbl'"),
+    (["train", "--dataset", "{t}/v.csv", "--test-data", "{t}/wide.csv", "--out", "{t}/r"], "expected the same columns"),
+    (["train", "--dataset", "{t}/under.csv", "--out", "{t}/r"], "line 3, column 1: expected a number"),
+    (["train", "--dataset", "{t}/huge.csv", "--out", "{t}/r"], "within float32's range"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from training.inputs.base import DEFAULT_LABEL_COLUMN
 from training.scores import make_score, score_kinds
 from edge.threshold import THRESHOLD_METHODS
 from zoo.config import Config, check_choice, check_int, check_number
@@ -119,7 +120,7 @@ class TrainConfig(DetectorConfig):
     image_size: tuple | None = None
     color_mode: str | None = None
     test_data: str | None = None
-    label_column: str = "label"
+    label_column: str = DEFAULT_LABEL_COLUMN
     input_kind: str | None = None
     window: int | None = None
     hop: int | None = None

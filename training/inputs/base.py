@@ -27,6 +27,10 @@ HOLDOUT_FRACTION = 0.1
 MIN_CLASS_IMAGES = 20
 
 
+# A vector CSV's label column: the default is optional in a file, a name the user gives is required.
+DEFAULT_LABEL_COLUMN = "label"
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a dataset comes from, and how its inputs are converted.
@@ -52,7 +56,7 @@ class Source:
     image_size: tuple | None = None
     color_mode: str | None = None
     test_data: str | None = None
-    label_column: str = "label"
+    label_column: str = DEFAULT_LABEL_COLUMN
     input_kind: str | None = None
     window: int | None = None
     hop: int | None = None
@@ -219,8 +223,11 @@ def holdout_indices(labels: np.ndarray, normal_class: int, fraction: float = HOL
 
 def standardization(x: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(mean, scale) over ``axis`` of normal training data; a constant feature keeps scale 1 (it stays as it is)."""
-    mean = x.mean(axis=axis)
-    scale = x.std(axis=axis)
+    x64 = np.asarray(x, np.float64)  # float32 squares of values near 1e20 overflow to inf
+    mean, scale = x64.mean(axis=axis), x64.std(axis=axis)
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and np.abs(scale).max(initial=0) <= 3.4e38):
+        raise UserError("the normal training data's per-feature spread does not fit float32 (values near ±1e19 or "
+                        "more): rescale those columns before training")
     return mean, np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.inputs.base import InputUnit, OneClassSplit, Source, refuse_series_options, register_input, split_arrays, standardization
+from training.inputs.base import DEFAULT_LABEL_COLUMN, InputUnit, OneClassSplit, Source, refuse_series_options, register_input, split_arrays, standardization
 from zoo.errors import UserError
 
 VECTOR_SUFFIXES = (".csv", ".npz", ".npy")
@@ -39,7 +39,12 @@ class VectorUnit(InputUnit):
         if split == "train":
             return _load_vectors(str(source.path), source.label_column)
         if split == "test" and source.test_data is not None:
-            return _load_vectors(source.test_data, source.label_column)
+            x, y = _load_vectors(source.test_data, source.label_column)
+            features = _load_vectors(str(source.path), source.label_column)[0].shape[1]
+            if x.shape[1] != features:
+                raise UserError(f"{source.test_data} (--test-data) has {x.shape[1]} features per row, the training "
+                                f"file {source.name} {features}: expected the same columns in both")
+            return x, y
         raise UserError(f"the feature data {source.name} has no {split!r} split" +
                         (" (give the labelled test rows with --test-data FILE)" if split == "test" else ""))
 
@@ -88,6 +93,9 @@ def _read_vectors(path: str, label_column: str, stamp: tuple) -> tuple[np.ndarra
     suffix = p.suffix.lower()
     if suffix == ".csv":
         _, _, names = read_csv(p)
+        if label_column not in names and label_column != DEFAULT_LABEL_COLUMN:
+            # A named label column that is not there (a typo) would train the labels as a feature, all rows normal.
+            raise UserError(f"{p} has no column {label_column!r} (--label-column). Received columns: {names}")
         x, y, _ = read_csv(p, label_column=label_column if label_column in names else None)
     elif suffix == ".npz":
         try:
