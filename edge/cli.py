@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
@@ -172,6 +173,10 @@ def detect(args: argparse.Namespace) -> int:
     x, names = read_inputs(detector, args.files)
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)
+    broken = [n for n, s in zip(names, scores) if not math.isfinite(s)]
+    if broken:  # a NaN compares as "not above the threshold": it must never print as normal
+        raise UserError(f"the detector gave no finite score for {', '.join(broken[:5])}"
+                        f"{' ...' if len(broken) > 5 else ''}: the bundle or these inputs are broken; nothing is judged")
     verdicts = scores > detector.threshold_
     if args.json:
         results = [{"input": n, "score": float(s), "anomaly": bool(v)} for n, s, v in zip(names, scores, verdicts)]

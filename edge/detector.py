@@ -242,8 +242,9 @@ class Detector:
     decision_function = score
 
     def predict(self, inputs) -> np.ndarray:
-        """Return 1 (anomaly) where the score is above ``threshold_``, else 0; int64, shape (N,)."""
-        return (self.score(inputs) > self.threshold_).astype(np.int64)
+        """Return 1 (anomaly) where the score is above ``threshold_`` or not a number (never "normal" by accident),
+        else 0; int64, shape (N,)."""
+        return (~(self.score(inputs) <= self.threshold_)).astype(np.int64)
 
     def quantize(self, inputs) -> np.ndarray:
         """Return ``inputs`` as the model's input tensor would hold them (int8 for an int8 model)."""

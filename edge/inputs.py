@@ -382,6 +382,10 @@ def _finite_float(x: np.ndarray) -> np.ndarray:
     if x.size and not np.isfinite(x).all():
         bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
         raise UserError(f"inputs contain NaN or infinite values (indices {bad[:10].tolist()}). Received: {len(x)} inputs")
+    if x.size and x.dtype.itemsize > 4 and np.abs(x).max() > FLOAT32_MAX:  # float64 values float32 turns into inf
+        bad = np.flatnonzero((np.abs(x.reshape(len(x), -1)) > FLOAT32_MAX).any(axis=1))
+        raise UserError(f"inputs hold values beyond float32's range, ±3.4e38 (indices {bad[:10].tolist()}). "
+                        f"Received: {len(x)} inputs")
     return x
 
 

@@ -120,3 +120,25 @@ def test_no_nan_in_metrics_json_without_anomalies(tmp_path):
     assert "NaN" not in text
     metrics = json.loads(text)
     assert metrics["model"]["auroc"] is None and "no labelled test split" in metrics["model"]["undefined_because"]
+
+
+def test_values_beyond_float32_and_nan_scores_are_never_judged_normal(monkeypatch, capsys, tmp_path):
+    """float64 inputs that float32 would turn into inf are refused with their indices; a NaN score is an anomaly to
+    ``predict`` and an error to ``aezoo detect`` (a NaN is never "not above the threshold", so never "normal")."""
+    from edge import Detector
+    from edge.inputs import for_spec
+    from zoo import pretrained
+
+    vectors = for_spec({"preprocessing": {"kind": "vector", "features": 2, "mean": [0.0, 0.0], "scale": [1.0, 1.0]},
+                        "input": {"shape": [2]}})
+    with pytest.raises(UserError, match=r"beyond float32's range.*indices \[1\]"):
+        vectors.prepare(np.array([[1.0, 2.0], [1e308, 0.0]]))
+    assert vectors.prepare(np.array([[1.0, 2.0]])).dtype == np.float32
+    bundle = pretrained.detector_dir("dense_ae", normal_class=0)
+    det = Detector.load(bundle)
+    monkeypatch.setattr(Detector, "score_prepared", lambda self, x: np.full(len(x), np.nan))
+    assert det.predict(np.zeros((2, 28, 28, 1), np.float32)).tolist() == [1, 1]
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
+    assert main(["detect", str(bundle), str(tmp_path / "x.npy")]) == 2
+    captured = capsys.readouterr()
+    assert "no finite score" in captured.err and "normal" not in captured.out
