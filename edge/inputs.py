@@ -143,6 +143,9 @@ def read_csv_rows(path: str | os.PathLike, features: int, label_column: str = "l
 IMAGE_MODES = {"grayscale": "L", "rgb": "RGB"}
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # how Pillow opens 16-bit grayscale PNGs
+
+
 def decode_image(path: str | os.PathLike, color_mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file to uint8 (H, W, C) in Pillow's ``color_mode`` ("L" or "RGB").
 
@@ -153,6 +156,10 @@ def decode_image(path: str | os.PathLike, color_mode: str, size: tuple[int, int]
 
     try:
         with Image.open(path) as img:
+            if img.mode in SIXTEEN_BIT_MODES:
+                # Pillow's own conversion to "L" clips at 255; a 16-bit picture is scaled to 8 bits instead.
+                wide = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray(np.clip(np.rint(wide * (255.0 / 65535.0)), 0, 255).astype(np.uint8), "L")
             img = img.convert(color_mode)
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)

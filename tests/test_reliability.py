@@ -142,3 +142,18 @@ def test_values_beyond_float32_and_nan_scores_are_never_judged_normal(monkeypatc
     assert main(["detect", str(bundle), str(tmp_path / "x.npy")]) == 2
     captured = capsys.readouterr()
     assert "no finite score" in captured.err and "normal" not in captured.out
+
+
+def test_a_16_bit_png_reads_as_its_8_bit_twin(tmp_path):
+    """Pillow opens a 16-bit grayscale PNG as I;16 and its own conversion clips at 255; the decoder scales it, so the
+    same picture gives the same pixels (and so the same score) at either depth, for detection and training alike."""
+    from PIL import Image
+
+    from edge.inputs import decode_image
+
+    a8 = (np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8)
+    Image.fromarray(a8, "L").save(tmp_path / "p8.png")
+    Image.fromarray(a8.astype(np.uint16) * 257).save(tmp_path / "p16.png")
+    assert Image.open(tmp_path / "p16.png").mode == "I;16"
+    for mode in ("L", "RGB"):
+        assert np.array_equal(decode_image(tmp_path / "p16.png", mode), decode_image(tmp_path / "p8.png", mode)), mode
