@@ -244,6 +244,8 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
     (lambda m: m["entries"][KEY]["metrics"].__setitem__("int16x8", 0.9), "metrics\\['int16x8'\\]"),
     (lambda m: m["entries"][KEY]["metrics"].pop("int16x8"), "no metrics and threshold of its device detector"),
     (lambda m: m["entries"][KEY].__setitem__("path", "../../etc"), "has path"),
+    (lambda m: m["entries"][KEY]["files"].__setitem__("/etc/hostname", {"sha256": "0" * 64, "bytes": 1}), "not an entry's own"),
+    (lambda m: m["entries"][KEY]["files"].__setitem__("../../x", {"sha256": "0" * 64, "bytes": 1}), "not an entry's own"),
 ])
 def test_a_malformed_manifest_is_refused(damaged, edit, match, capsys):
     manifest = json.loads((damaged / "manifest.json").read_text())

@@ -117,6 +117,9 @@ def _check_record(path: Path, key: str, record: Any) -> None:
     device = record.get("quant", "int8")
     if not isinstance(device, str) or device not in record["metrics"] or device not in record["threshold"]:
         raise bad(f"has no metrics and threshold of its device detector (quant {device!r})")
+    unknown = sorted(set(record["files"]) - set(ENTRY_FILES))
+    if unknown:  # a key such as "/etc/passwd" or "../x" would make verification read a file outside the entry
+        raise bad(f"lists files {unknown[:3]} that are not an entry's own (expected some of {list(ENTRY_FILES)})")
     for name, value in record["files"].items():
         if not isinstance(value, dict) or not isinstance(value.get("sha256"), str) or not isinstance(value.get("bytes"), int):
             raise bad(f"has files[{name!r}] without 'sha256' and 'bytes'")
