@@ -3,14 +3,19 @@
 The format is documented in docs/BUNDLE.md. This module is the one schema of
 detector.json: every field is checked for type and range when a bundle is read
 (on the device) and before one is written (in training), and the spec's own
-sha256 covers the threshold, the score parameters and the preprocessing, so an
-edited number is refused instead of silently changing verdicts.
+sha256 covers the threshold, the score parameters and the preprocessing, so a
+corrupted number is refused instead of silently changing verdicts. A hash anyone can
+recompute does not stop an edit made on purpose: for that, a bundle is signed with a
+secret key at export (HMAC-SHA256 over the same content, the model's sha256 included),
+and a device that holds the key (``key=`` or ``$AEZOO_BUNDLE_KEY``) refuses any bundle
+not signed with it.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -38,6 +43,8 @@ INTEGER_MODES = ("int8", "int16x8")
 # Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
 QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
+KEY_ENV = "AEZOO_BUNDLE_KEY"  # the path of the signing key a device checks every bundle against
+MIN_KEY_BYTES = 32
 
 
 # -- the schema: one checker per field ------------------------------------------------------------------------
@@ -95,6 +102,8 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
     _get(spec, where, "score.kind", lambda v: isinstance(v, str) and (known_kinds is None or v in known_kinds),
                 f"one of {sorted(known_kinds)}" if known_kinds is not None else "a score kind")
     _get(spec, where, "score.params", lambda v: isinstance(v, dict), "an object")
+    if spec["score"].get("higher_is_anomalous", True) is not True:  # every score kind here grows with the anomaly
+        _fail(where, "score.higher_is_anomalous", "true (or absent)", spec["score"]["higher_is_anomalous"])
     _get(spec, where, "threshold.value", _number, "a finite number")
     _get(spec, where, "threshold.method", lambda v: isinstance(v, str), "a string")
     _get(spec, where, "class_names", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings")
@@ -120,6 +129,46 @@ def spec_digest(spec: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
+def read_key(key: Any) -> bytes | None:
+    """The signing key: ``bytes``, the path of a key file, or None for ``$AEZOO_BUNDLE_KEY`` (unset: no key).
+
+    A key is at least 32 bytes (``head -c 32 /dev/urandom > bundle.key``); a shorter one is a UserError.
+    """
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+        if key is None:
+            return None
+    if not isinstance(key, bytes):
+        path = Path(key)
+        if not path.is_file():
+            raise UserError(f"signing key file not found: {str(path)!r} (from --key/--sign-key or ${KEY_ENV})")
+        key = path.read_bytes()
+    if len(key) < MIN_KEY_BYTES:
+        raise UserError(f"a signing key must hold at least {MIN_KEY_BYTES} bytes (e.g. `head -c 32 /dev/urandom > "
+                        f"bundle.key`). Received: {len(key)} bytes")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key (the start of its sha256): says which key signed, reveals nothing."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def _signature(spec: dict, key: bytes) -> str:
+    body = {k: v for k, v in spec.items() if k != "integrity"}
+    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"), "sha256").hexdigest()
+
+
+def _verify_signature(spec: dict, path: Path, key: bytes) -> None:
+    integrity = spec.get("integrity") if isinstance(spec.get("integrity"), dict) else {}
+    signed_by = integrity.get("key_id")
+    if not hmac.compare_digest(str(integrity.get("hmac_sha256", "")), _signature(spec, key)):
+        why = "it is not signed" if signed_by is None else \
+            f"it was signed with key {signed_by}" if signed_by != key_id(key) else "its content was changed after signing"
+        raise UserError(f"{path} is not a bundle signed with this device's key {key_id(key)}: {why}. Nothing was "
+                        "loaded. Export it with `aezoo export ... --sign-key KEY` (or `aezoo calibrate ... --sign-key`).")
+
+
 def sha256_bytes(data: bytes) -> str:
     """Return the hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
@@ -133,13 +182,16 @@ def _verify_integrity(spec: dict, path: Path) -> None:
                         "Re-export the bundle with `aezoo export`.")
 
 
-def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: Any = None) -> tuple[bytes, dict]:
+def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: Any = None,
+                key: Any = None) -> tuple[bytes, dict]:
     """Read a bundle directory; return (tflite bytes, spec as version 2).
 
     Args:
         bundle: The bundle directory (holding detector.json and the model file).
         verify: Check the model's and the spec's sha256. Defaults to True.
         known_kinds: score kinds this runtime can compute (None: any).
+        key: the signing key the bundle must be signed with (:func:`read_key`: bytes, a key file, or None for
+            ``$AEZOO_BUNDLE_KEY``); without one, only corruption is detected.
 
     Raises:
         UserError: when the directory, detector.json or the model file is missing or
@@ -162,11 +214,14 @@ def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: 
     spec = check_spec(raw, str(spec_path), known_kinds=known_kinds)
     if verify:
         _verify_integrity(raw, spec_path)
+        key = read_key(key)
+        if key is not None:
+            _verify_signature(raw, spec_path, key)
     model_path = bundle / spec["model"]["file"]
     if not model_path.is_file():
         raise UserError(f"the bundle's model file is missing: {model_path}")
     data = model_path.read_bytes()
-    if verify and sha256_bytes(data) != spec["model"]["sha256"]:
+    if verify and (sha256_bytes(data) != spec["model"]["sha256"] or len(data) != spec["model"]["bytes"]):
         raise UserError(
             f"corrupted or modified model file {model_path}: the sha256 file hash does not match {SPEC_FILE}. "
             f"Expected: {spec['model']['sha256']}, actual: {sha256_bytes(data)} ({len(data)} bytes, expected {spec['model']['bytes']})."
@@ -179,8 +234,9 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def finish_spec(spec: dict, tflite: bytes) -> dict:
-    """The spec as written: model file facts filled in, checked, sealed with its integrity digest."""
+def finish_spec(spec: dict, tflite: bytes, key: bytes | None = None) -> dict:
+    """The spec as written: model file facts filled in, checked, sealed with its integrity digest (and signed with
+    ``key``, if given)."""
     spec = copy.deepcopy(spec)
     spec["format"], spec["format_version"] = FORMAT, FORMAT_VERSION
     spec["model"] = {**spec.get("model", {}), "file": MODEL_FILE, "bytes": len(tflite), "sha256": sha256_bytes(tflite)}
@@ -188,17 +244,20 @@ def finish_spec(spec: dict, tflite: bytes) -> dict:
     check_spec(spec, "bundle spec")
     spec["integrity"] = {"spec_sha256": spec_digest(spec),
                          "covers": "every key of detector.json except this one (canonical JSON, sorted keys)"}
+    if key is not None:
+        spec["integrity"].update(hmac_sha256=_signature(spec, key), key_id=key_id(key))
     return spec
 
 
 def write_bundle(out: str | os.PathLike, tflite: bytes, spec: dict, extra: dict[str, bytes | str] | None = None,
-                 *, overwrite: bool = False) -> Path:
-    """Write a bundle directory atomically: the model, detector.json and ``extra`` files.
+                 *, overwrite: bool = False, key: bytes | None = None) -> Path:
+    """Write a bundle directory atomically: the model, detector.json (signed with ``key``, if given) and ``extra``
+    files.
 
     An existing ``out`` is replaced only when it is a bundle itself and ``overwrite``
     is True; anything else there is refused, never deleted.
     """
-    spec = finish_spec(spec, tflite)
+    spec = finish_spec(spec, tflite, key)
     content: dict[str, bytes] = {MODEL_FILE: tflite, SPEC_FILE: (json.dumps(spec, indent=2) + "\n").encode("utf-8")}
     content.update({name: c.encode("utf-8") if isinstance(c, str) else c for name, c in (extra or {}).items()})
     if not set(content) <= BUNDLE_FILES:

@@ -115,6 +115,8 @@ def register(sub: Any) -> None:
                    help="with --stream: the comma-separated column names of a stream without a header line, e.g. "
                         "timestamp,value,is_anomaly (tail -f starts inside a file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
+    p.add_argument("--key", metavar="KEY", help="the signing key file this device trusts: only a bundle signed with it loads (default: "
+                        "$AEZOO_BUNDLE_KEY; unset: no signature check)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
 
@@ -137,6 +139,9 @@ def register(sub: Any) -> None:
     p.add_argument("--k", type=float, help="for --method mean_std: standard deviations (default: the bundle's)")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it is a bundle (never anything else)")
     p.add_argument("--json", action="store_true", help="print the calibration as JSON")
+    p.add_argument("--key", metavar="KEY", help="the signing key file this device trusts: only a bundle signed with it loads (default: "
+                        "$AEZOO_BUNDLE_KEY; unset: no signature check)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the new bundle with this key file (32+ bytes)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=calibrate)
 
@@ -164,12 +169,12 @@ def detect(args: argparse.Namespace) -> int:
 
         header = args.header.split(",") if args.header else None
         return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads,
-                          header=header)
+                          header=header, key=args.key)
     if args.header:
         raise UserError("--header names the columns of a --stream; files name theirs in their first line")
     if not args.files:
         raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
-    detector = Detector.load(args.bundle, num_threads=args.threads)
+    detector = Detector.load(args.bundle, num_threads=args.threads, key=args.key)
     x, names = read_inputs(detector, args.files)
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)
@@ -221,13 +226,13 @@ def calibrate(args: argparse.Namespace) -> int:
     if out == bundle or bundle in out.parents:
         raise UserError(f"--out {args.out} is the bundle being recalibrated or inside it; the old bundle is never changed: "
                         "give a new folder")
-    detector = Detector.load(args.bundle, num_threads=args.threads)
+    detector = Detector.load(args.bundle, num_threads=args.threads, key=args.key)
     old = detector.threshold_
     x, _ = read_inputs(detector, args.files)
     files = ", ".join(args.files) if len(args.files) <= 3 else f"{args.files[0]} and {len(args.files) - 1} more files"
     result = detector.calibrate(x, method=args.method, percentile=args.percentile, k=args.k, prepared=True,
                                 source=f"{len(x)} normal inputs from {files} (aezoo calibrate)")
-    detector.save(args.out, overwrite=args.overwrite)
+    detector.save(args.out, overwrite=args.overwrite, sign_key=args.sign_key)
     if result.warning:
         print(f"{PROG} calibrate: warning: {result.warning}", file=sys.stderr)
     if args.json:

@@ -103,6 +103,13 @@ class Detector:
             if got != (tuple(want["shape"]), want["dtype"]):
                 raise UserError(f"the model's {what} tensor does not match detector.json: expected {want['dtype']} "
                                 f"{tuple(want['shape'])}, the model has {got[1]} {got[0]}")
+        for what, det, want in [("input", ins[0], spec["input"])] + [(o["name"], d, o) for d, o in zip(outs, spec["outputs"])]:
+            scale, zero = _quant_params(det)
+            if (scale is None) != (want["scale"] is None) or scale is not None and (
+                    abs(scale - want["scale"]) > 1e-6 * scale or zero != want["zero_point"]):
+                raise UserError(f"the model's {what} tensor is quantized with scale {scale} and zero point {zero}; "
+                                f"detector.json says {want['scale']} and {want['zero_point']}: the two do not belong "
+                                "together. Re-export the bundle.")
         self.output_names = [o["name"] for o in spec["outputs"]]
         self._in = ins[0]
         self._in_dtype = np.dtype(ins[0]["dtype"])
@@ -125,7 +132,7 @@ class Detector:
 
     @classmethod
     def load(cls, bundle: str | os.PathLike, *, num_threads: int = 1, verify: bool = True,
-             kernels: str | None = None) -> "Detector":
+             kernels: str | None = None, key: Any = None) -> "Detector":
         """Load a detector bundle directory written by ``aezoo export``.
 
         Args:
@@ -133,12 +140,14 @@ class Detector:
             num_threads: LiteRT CPU threads. Defaults to 1.
             verify: Check the sha256 of the model file and of detector.json's content. Defaults to True.
             kernels: "default" or "reference" (see ``__init__``); None: the bundle's.
+            key: the signing key the bundle must be signed with: bytes or a key file; None: ``$AEZOO_BUNDLE_KEY`` if
+                set (a device that sets it loads only bundles signed with it), else no signature check.
 
         Raises:
             UserError: for a missing or malformed detector.json, a missing model file,
                 a sha256 mismatch or a model LiteRT cannot load.
         """
-        data, spec = _bundle.read_bundle(bundle, verify=verify, known_kinds=SCORE_KINDS)
+        data, spec = _bundle.read_bundle(bundle, verify=verify, known_kinds=SCORE_KINDS, key=key)
         return cls(data, spec, num_threads=num_threads, kernels=kernels)
 
     @classmethod
@@ -292,19 +301,20 @@ class Detector:
         self.threshold_ = float(result.threshold["value"])
         return result
 
-    def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def save(self, out: str | os.PathLike, *, overwrite: bool = False, sign_key: Any = None) -> Path:
         """Write this detector (its model unchanged, its current threshold) as a new bundle directory ``out``.
 
         A microcontroller bundle (batch 1) gets its C files again, their threshold macro the current one; its TFLite
         Micro check (micro.json) is not re-run here. ``out`` must be new, an empty folder, or (with ``overwrite``) a
-        bundle; anything else is refused, never deleted.
+        bundle; anything else is refused, never deleted. ``sign_key`` (bytes or a key file) signs the new bundle.
         """
         from edge.c_array import c_sources
 
         extra = None
         if self.spec["model"].get("batch") == 1:
             extra = c_sources(self._model, _bundle.finish_spec(self.spec, self._model))
-        return _bundle.write_bundle(out, self._model, self.spec, extra, overwrite=overwrite)
+        key = _bundle.read_key(sign_key) if sign_key is not None else None
+        return _bundle.write_bundle(out, self._model, self.spec, extra, overwrite=overwrite, key=key)
 
     def reconstruct(self, inputs) -> np.ndarray:
         """Return the model's reconstructions (float32; standardized units for vectors)."""

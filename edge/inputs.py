@@ -476,7 +476,7 @@ class VectorInput(InputKind):
     def check_spec(spec: dict, where: str) -> None:
         n = get(spec, where, "preprocessing.features", lambda v: integer(v, 1), "a positive integer")
         get(spec, where, "preprocessing.mean", lambda v: numbers(v, n), f"a list of {n} finite numbers")
-        get(spec, where, "preprocessing.scale", lambda v: numbers(v, n, positive=True), f"a list of {n} finite numbers > 0")
+        get(spec, where, "preprocessing.scale", lambda v: numbers(v, n, positive=True), f"a list of {n} finite numbers >= 1e-30")
         if spec["input"]["shape"] != [n]:
             fail(where, "input.shape", f"[{n}] (preprocessing.features)", spec["input"]["shape"])
 
@@ -514,7 +514,7 @@ class SeriesInput(InputKind):
         get(spec, where, "preprocessing.channel_names", lambda v: isinstance(v, list) and len(v) == c
             and all(isinstance(n, str) for n in v), f"a list of {c} names")
         get(spec, where, "preprocessing.mean", lambda v: numbers(v, c), f"a list of {c} finite numbers")
-        get(spec, where, "preprocessing.scale", lambda v: numbers(v, c, positive=True), f"a list of {c} finite numbers > 0")
+        get(spec, where, "preprocessing.scale", lambda v: numbers(v, c, positive=True), f"a list of {c} finite numbers >= 1e-30")
         get(spec, where, "preprocessing.aggregate", lambda v: v in AGGREGATES, f"one of {AGGREGATES}")
         if spec["input"]["shape"] != [w, c]:
             fail(where, "input.shape", f"[{w}, {c}] (preprocessing window, channels)", spec["input"]["shape"])

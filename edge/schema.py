@@ -27,10 +27,14 @@ def integer(value: Any, low: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+# The least standardization scale a bundle may hold: dividing by less turns ordinary values into inf in float32.
+MIN_SCALE = 1e-30
+
+
 def numbers(value: Any, n: int, *, positive: bool = False) -> bool:
-    """True for a list of ``n`` finite numbers (all > 0 with ``positive``)."""
+    """True for a list of ``n`` finite numbers (all >= ``MIN_SCALE`` with ``positive``)."""
     return isinstance(value, list) and len(value) == n and all(number(x) for x in value) and \
-        (not positive or min(value, default=1) > 0)
+        (not positive or min(value, default=1) >= MIN_SCALE)
 
 
 def get(spec: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:

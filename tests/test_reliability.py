@@ -157,3 +157,72 @@ def test_a_16_bit_png_reads_as_its_8_bit_twin(tmp_path):
     assert Image.open(tmp_path / "p16.png").mode == "I;16"
     for mode in ("L", "RGB"):
         assert np.array_equal(decode_image(tmp_path / "p16.png", mode), decode_image(tmp_path / "p8.png", mode)), mode
+
+
+def _resealed(bundle: Path, out: Path, edit) -> Path:
+    """A copy of ``bundle`` with ``edit`` applied to detector.json and its integrity hash recomputed (what anyone
+    who edits the file can do)."""
+    import shutil
+
+    from edge.bundle import spec_digest
+
+    shutil.copytree(bundle, out)
+    spec = json.loads((out / "detector.json").read_text())
+    edit(spec)
+    if "integrity" in spec:
+        spec["integrity"]["spec_sha256"] = spec_digest(spec)
+    (out / "detector.json").write_text(json.dumps(spec))
+    return out
+
+
+def _as_version_1(spec: dict) -> None:
+    """The previous release's format (no integrity section), with a threshold that calls everything normal."""
+    spec.update(format_version=1, output={k: v for k, v in spec.pop("outputs")[0].items() if k != "name"})
+    spec["preprocessing"].pop("kind")
+    spec["score"].pop("params")
+    spec.pop("integrity")
+    spec["threshold"]["value"] = 1e9
+
+
+def test_a_device_with_a_key_loads_only_bundles_signed_with_it(tmp_path, monkeypatch, capsys):
+    """Re-hashing an edited detector.json passes the corruption check; a signature does not follow, nor does a
+    downgrade to format 1 (no integrity section), nor a bundle signed with another key."""
+    from edge import Detector
+    from zoo import pretrained
+
+    key, other = tmp_path / "device.key", tmp_path / "other.key"
+    key.write_bytes(os.urandom(32))
+    other.write_bytes(os.urandom(32))
+    plain = pretrained.detector_dir("dense_ae", normal_class=0)
+    Detector.load(plain).save(tmp_path / "signed", sign_key=key)
+    Detector.load(plain).save(tmp_path / "theirs", sign_key=other)
+    assert Detector.load(tmp_path / "signed", key=key).threshold_ == Detector.load(plain).threshold_
+    lenient = _resealed(tmp_path / "signed", tmp_path / "lenient", lambda s: s["threshold"].update(value=1e9))
+    v1 = _resealed(tmp_path / "signed", tmp_path / "v1", _as_version_1)
+    for bundle, why in [(plain, "it is not signed"), (lenient, "changed after signing"), (v1, "it is not signed"),
+                        (tmp_path / "theirs", "it was signed with key")]:
+        with pytest.raises(UserError, match=why):
+            Detector.load(bundle, key=key)
+    assert Detector.load(lenient).threshold_ == 1e9  # without a key only corruption is detected, as documented
+    monkeypatch.setenv("AEZOO_BUNDLE_KEY", str(key))  # the device's policy, for every load
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
+    assert main(["detect", str(lenient), str(tmp_path / "x.npy")]) == 2
+    assert "changed after signing" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "signed"), str(tmp_path / "x.npy")]) == 0
+    (tmp_path / "short.key").write_bytes(b"x" * 8)
+    with pytest.raises(UserError, match="at least 32 bytes"):
+        Detector.load(tmp_path / "signed", key=tmp_path / "short.key")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda s: s["score"].update(higher_is_anomalous=False), "higher_is_anomalous"),
+    (lambda s: s["model"].update(bytes=s["model"]["bytes"] + 1), "expected"),
+    (lambda s: s["input"].update(scale=s["input"]["scale"] * 2), "do not belong together"),
+    (lambda s: s["outputs"][0].update(zero_point=s["outputs"][0]["zero_point"] + 1), "do not belong together"),
+])
+def test_a_resealed_spec_that_contradicts_its_model_is_refused(tmp_path, edit, match):
+    from edge import Detector
+    from zoo import pretrained
+
+    with pytest.raises(UserError, match=match):
+        Detector.load(_resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "b", edit))

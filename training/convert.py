@@ -336,7 +336,7 @@ def device_quant(quant: str, score_kind: str, *, fmt: str = "bundle", quantizer:
 def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],
                     provenance: dict, preprocessing: dict | None = None, quant: str = "auto", fmt: str = "bundle",
                     n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
-                    quantizer: str = "tflite-converter") -> Path:
+                    quantizer: str = "tflite-converter", sign_key: Any = None) -> Path:
     """Convert a fitted ``AutoencoderDetector`` and write its bundle (and, for ``fmt="c-array"``, the C files).
 
     Args:
@@ -351,8 +351,10 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
             (:func:`device_quant`: int16x8 for the nap score, int8 otherwise).
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
         quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
+        sign_key: a secret key (bytes or a key file, at least 32 bytes) to sign the bundle with: a device holding it
+            loads only bundles it signed (``edge.Detector.load(key=...)``, ``$AEZOO_BUNDLE_KEY``).
     """
-    from edge.bundle import BUNDLE_FILES, SPEC_FILE, check_spec, write_bundle
+    from edge.bundle import BUNDLE_FILES, SPEC_FILE, check_spec, read_key, write_bundle
     from zoo import files
 
     if fmt not in EXPORT_FORMATS:
@@ -363,6 +365,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     if len(x_val) == 0:
         raise UserError("threshold calibration needs normal validation inputs. Received: 0")
     files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite, owned=BUNDLE_FILES)
+    key = read_key(sign_key) if sign_key is not None else None
     batch = 1 if fmt == "c-array" else None
     rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) \
         if quant in INTEGER_MODES else None
@@ -380,7 +383,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     extra: dict[str, bytes | str] = {}
     if fmt == "c-array":
         extra, spec["micro"] = micro_files(tflite, spec, x_val)
-    return write_bundle(out, tflite, spec, extra, overwrite=overwrite)
+    return write_bundle(out, tflite, spec, extra, overwrite=overwrite, key=key)
 
 
 def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:
@@ -396,7 +399,7 @@ def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str,
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "auto", fmt: str = "bundle",
                n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
-               quantizer: str = "tflite-converter") -> Path:
+               quantizer: str = "tflite-converter", sign_key: Any = None) -> Path:
     """Export a run folder's detector: representative inputs and threshold from its normal training/validation data.
 
     Test data is never used.
@@ -416,4 +419,5 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "
     with run.lock():
         return export_detector(detector, out, x_train=split.x_train, x_val=split.x_val, class_names=list(split.class_names),
                                provenance=prov, preprocessing=split.preprocessing, quant=quant, fmt=fmt,
-                               n_representative=n_representative, overwrite=overwrite, quantizer=quantizer)
+                               n_representative=n_representative, overwrite=overwrite, quantizer=quantizer,
+                               sign_key=sign_key)

@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
                         "times the latency)")
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or a bundle with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (never anything else)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the bundle with this secret key file (32+ bytes): a device "
+                   "with the key loads only bundles it signed (`aezoo detect --key`, $AEZOO_BUNDLE_KEY)")
     p.add_argument("--format", dest="fmt", choices=("bundle", "c-array"), default="bundle",
                    help="bundle (default), or c-array: int8 batch-1 model + C source/header + TFLite Micro check")
     p.add_argument("--representative", type=int_arg(1, 100_000), default=500, metavar="N",
@@ -95,7 +97,7 @@ def _export(args: argparse.Namespace) -> int:
     from training.convert import export_run
 
     out = export_run(args.run, args.out, quant=args.quant, fmt=args.fmt, n_representative=args.representative,
-                     overwrite=args.overwrite, quantizer=args.quantizer)
+                     overwrite=args.overwrite, quantizer=args.quantizer, sign_key=args.sign_key)
     spec = json.loads((out / "detector.json").read_text())
     print(f"wrote {out}/: {spec['model']['file']} ({spec['model']['bytes']} bytes, {spec['model']['quant']}), "
           f"detector.json (score {spec['score']['kind']}, threshold {spec['threshold']['value']:.6g}, "
