@@ -75,7 +75,37 @@ def test_config_round_trip_and_load_run(trouser_run):
     assert config == TrainConfig.from_json(config.to_json())
     assert (config.model, config.normal_class, config.epochs, config.seed, config.score) == ("conv_ae", 1, 3, 0, "nap")
     assert detector.model_.name == "conv_ae"
-    assert detector.threshold_ == json.loads((trouser_run / "threshold.json").read_text())["value"]
+    saved = json.loads((trouser_run / "threshold.json").read_text())
+    assert detector.threshold_ == saved["value"]
+    # The whole threshold record comes back (its own score_mean / score_std too), not only the value.
+    assert detector.threshold_record_ == {k: v for k, v in saved.items() if k not in ("score", "score_options", "score_params")}
+    assert {"score_mean", "score_std", "method", "percentile"} <= set(detector.threshold_record_)
+
+
+def test_a_run_folder_is_refused_when_its_model_is_another_variant(trouser_run, tmp_path):
+    """config.json and model.keras of two variants (a folder mixed by hand) would export under the wrong name."""
+    import shutil
+
+    from training import load_run
+    from zoo.errors import UserError
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(trouser_run, mixed)
+    config = json.loads((mixed / "config.json").read_text())
+    (mixed / "config.json").write_text(json.dumps({**config, "model": "conv_vae"}))
+    with pytest.raises(UserError, match="its config names the variant 'conv_vae', its model.keras holds 'conv_ae'"):
+        load_run(mixed)
+
+
+def test_a_relative_dataset_path_is_recorded_absolute(tmp_path, monkeypatch):
+    """A run trained with --dataset data.csv from one folder is evaluated and exported from any other."""
+    from training import TrainConfig
+
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n")
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(dataset="data.csv", test_data="data.csv").resolved()
+    assert config.dataset == config.test_data == str(tmp_path / "data.csv")
+    assert TrainConfig(dataset="fashion_mnist").resolved().dataset == "fashion_mnist"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from training.inputs.base import DEFAULT_LABEL_COLUMN
@@ -133,6 +134,17 @@ class TrainConfig(DetectorConfig):
         super().validate()
         data.check_source(self.data_source(), None if self.all_classes else self.normal_class)
         return self
+
+    def resolved(self) -> "TrainConfig":
+        """The detector's resolution (score "auto"), and the user's data paths made absolute: a run trained on
+        ``--dataset data/pump.csv`` can be evaluated and exported from any working directory."""
+        from training.inputs.named import DATASETS
+
+        config = super().resolved()
+        paths = {name: os.path.abspath(os.path.expanduser(value)) for name in ("dataset", "test_data", "data_dir")
+                 if isinstance(value := getattr(config, name), str) and value not in DATASETS
+                 and os.path.exists(os.path.expanduser(value))}
+        return config.replace(**paths) if paths else config
 
     def data_source(self) -> Any:
         """The ``training.data.Source`` these fields describe."""

@@ -176,9 +176,14 @@ class AutoencoderDetector:
             config = DetectorConfig.from_run_config(_read_json(path / "config.json")) \
                 if (path / "config.json").is_file() else DetectorConfig()
         record = _read_json(path / THRESHOLD_FILE)
-        return cls.assemble(config, zoo.load_model(path / MODEL_FILE), record.get("score", config.score),
+        network = zoo.load_model(path / MODEL_FILE)
+        if network.name != config.model:  # a folder mixed by hand would export under the wrong name
+            raise UserError(f"{path}: its config names the variant {config.model!r}, its {MODEL_FILE} holds "
+                            f"{network.name!r}; the two do not belong together. Retrain, or restore the folder.")
+        # The threshold record keeps its own score_mean/score_std; only the score's kind and options are not its.
+        return cls.assemble(config, network, record.get("score", config.score),
                             record.get("score_options", config.score_options), path / SCORE_STATE_FILE,
-                            {k: v for k, v in record.items() if not k.startswith("score")})
+                            {k: v for k, v in record.items() if k not in ("score", "score_options", "score_params")})
 
     @classmethod
     def assemble(cls, config: DetectorConfig, network: Any, score: str, score_options: dict | None,
