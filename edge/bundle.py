@@ -5,17 +5,16 @@ detector.json: every field is checked for type and range when a bundle is read
 (on the device) and before one is written (in training), and the spec's own
 sha256 covers the threshold, the score parameters and the preprocessing, so a
 corrupted number is refused instead of silently changing verdicts. A hash anyone can
-recompute does not stop an edit made on purpose: for that, a bundle is signed with a
-secret key at export (HMAC-SHA256 over the same content, the model's sha256 included),
-and a device that holds the key (``key=`` or ``$AEZOO_BUNDLE_KEY``) refuses any bundle
-not signed with it.
+recompute does not stop an edit made on purpose: for that, a bundle is signed at export
+with the owner's Ed25519 private key (over the same content, the model's sha256 included;
+``edge.signing``), and a device given the public key (``public_key=`` or
+``$AEZOO_PUBLIC_KEY``) refuses any bundle not signed with it.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import json
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from edge.schema import fail as _fail
 from edge.schema import get as _get
 from edge.schema import integer as _int
 from edge.schema import number as _number
+from edge.signing import PUBLIC_KEY_ENV
 from zoo import files
 from zoo.errors import UserError
 
@@ -43,8 +43,6 @@ INTEGER_MODES = ("int8", "int16x8")
 # Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
 QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
-KEY_ENV = "AEZOO_BUNDLE_KEY"  # the path of the signing key a device checks every bundle against
-MIN_KEY_BYTES = 32
 
 
 # -- the schema: one checker per field ------------------------------------------------------------------------
@@ -125,48 +123,24 @@ def _upgrade_v1(spec: dict) -> dict:
 
 def spec_digest(spec: dict) -> str:
     """sha256 of the spec's content (canonical JSON, without its own ``integrity`` entry)."""
-    body = {k: v for k, v in spec.items() if k != "integrity"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_body(spec)).hexdigest()
 
 
-def read_key(key: Any) -> bytes | None:
-    """The signing key: ``bytes``, the path of a key file, or None for ``$AEZOO_BUNDLE_KEY`` (unset: no key).
-
-    A key is at least 32 bytes (``head -c 32 /dev/urandom > bundle.key``); a shorter one is a UserError.
-    """
-    if key is None:
-        key = os.environ.get(KEY_ENV) or None
-        if key is None:
-            return None
-    if not isinstance(key, bytes):
-        path = Path(key)
-        if not path.is_file():
-            raise UserError(f"signing key file not found: {str(path)!r} (from --key/--sign-key or ${KEY_ENV})")
-        key = path.read_bytes()
-    if len(key) < MIN_KEY_BYTES:
-        raise UserError(f"a signing key must hold at least {MIN_KEY_BYTES} bytes (e.g. `head -c 32 /dev/urandom > "
-                        f"bundle.key`). Received: {len(key)} bytes")
-    return key
+def _body(spec: dict) -> bytes:
+    """What the integrity hash and the signature cover: the spec without its integrity section, canonical JSON."""
+    return json.dumps({k: v for k, v in spec.items() if k != "integrity"}, sort_keys=True, separators=(",", ":")).encode()
 
 
-def key_id(key: bytes) -> str:
-    """A short public name of a key (the start of its sha256): says which key signed, reveals nothing."""
-    return hashlib.sha256(key).hexdigest()[:16]
+def _verify_signature(spec: dict, path: Path, public_key: Any) -> None:
+    from edge import signing
 
-
-def _signature(spec: dict, key: bytes) -> str:
-    body = {k: v for k, v in spec.items() if k != "integrity"}
-    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8"), "sha256").hexdigest()
-
-
-def _verify_signature(spec: dict, path: Path, key: bytes) -> None:
     integrity = spec.get("integrity") if isinstance(spec.get("integrity"), dict) else {}
-    signed_by = integrity.get("key_id")
-    if not hmac.compare_digest(str(integrity.get("hmac_sha256", "")), _signature(spec, key)):
-        why = "it is not signed" if signed_by is None else \
-            f"it was signed with key {signed_by}" if signed_by != key_id(key) else "its content was changed after signing"
-        raise UserError(f"{path} is not a bundle signed with this device's key {key_id(key)}: {why}. Nothing was "
-                        "loaded. Export it with `aezoo export ... --sign-key KEY` (or `aezoo calibrate ... --sign-key`).")
+    signed_by, wanted = integrity.get("key_id"), signing.key_id(public_key)
+    if not signing.verified(_body(spec), integrity.get("ed25519", ""), public_key):
+        why = "it is not signed" if signed_by is None else f"it was signed with key {signed_by}" if signed_by != wanted \
+            else "its content was changed after signing"
+        raise UserError(f"{path} is not a bundle signed with the key {wanted} this device trusts: {why}. Nothing was "
+                        "loaded. Sign it with `aezoo export ... --sign-key KEY` (or `aezoo calibrate ... --sign-key KEY`).")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -183,15 +157,15 @@ def _verify_integrity(spec: dict, path: Path) -> None:
 
 
 def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: Any = None,
-                key: Any = None) -> tuple[bytes, dict]:
+                public_key: Any = None) -> tuple[bytes, dict]:
     """Read a bundle directory; return (tflite bytes, spec as version 2).
 
     Args:
         bundle: The bundle directory (holding detector.json and the model file).
         verify: Check the model's and the spec's sha256. Defaults to True.
         known_kinds: score kinds this runtime can compute (None: any).
-        key: the signing key the bundle must be signed with (:func:`read_key`: bytes, a key file, or None for
-            ``$AEZOO_BUNDLE_KEY``); without one, only corruption is detected.
+        public_key: the PEM file of the public key the bundle must be signed with (None: ``$AEZOO_PUBLIC_KEY``;
+            unset, only corruption is detected).
 
     Raises:
         UserError: when the directory, detector.json or the model file is missing or
@@ -214,9 +188,10 @@ def read_bundle(bundle: str | os.PathLike, *, verify: bool = True, known_kinds: 
     spec = check_spec(raw, str(spec_path), known_kinds=known_kinds)
     if verify:
         _verify_integrity(raw, spec_path)
-        key = read_key(key)
-        if key is not None:
-            _verify_signature(raw, spec_path, key)
+        if public_key is not None or os.environ.get(PUBLIC_KEY_ENV):
+            from edge.signing import load_public_key
+
+            _verify_signature(raw, spec_path, load_public_key(public_key))
     model_path = bundle / spec["model"]["file"]
     if not model_path.is_file():
         raise UserError(f"the bundle's model file is missing: {model_path}")
@@ -234,9 +209,9 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def finish_spec(spec: dict, tflite: bytes, key: bytes | None = None) -> dict:
+def finish_spec(spec: dict, tflite: bytes, private_key: Any = None) -> dict:
     """The spec as written: model file facts filled in, checked, sealed with its integrity digest (and signed with
-    ``key``, if given)."""
+    ``private_key``, an ``edge.signing`` key, if given)."""
     spec = copy.deepcopy(spec)
     spec["format"], spec["format_version"] = FORMAT, FORMAT_VERSION
     spec["model"] = {**spec.get("model", {}), "file": MODEL_FILE, "bytes": len(tflite), "sha256": sha256_bytes(tflite)}
@@ -244,20 +219,22 @@ def finish_spec(spec: dict, tflite: bytes, key: bytes | None = None) -> dict:
     check_spec(spec, "bundle spec")
     spec["integrity"] = {"spec_sha256": spec_digest(spec),
                          "covers": "every key of detector.json except this one (canonical JSON, sorted keys)"}
-    if key is not None:
-        spec["integrity"].update(hmac_sha256=_signature(spec, key), key_id=key_id(key))
+    if private_key is not None:
+        from edge.signing import sign
+
+        spec["integrity"].update(sign(_body(spec), private_key))
     return spec
 
 
 def write_bundle(out: str | os.PathLike, tflite: bytes, spec: dict, extra: dict[str, bytes | str] | None = None,
-                 *, overwrite: bool = False, key: bytes | None = None) -> Path:
-    """Write a bundle directory atomically: the model, detector.json (signed with ``key``, if given) and ``extra``
-    files.
+                 *, overwrite: bool = False, private_key: Any = None) -> Path:
+    """Write a bundle directory atomically: the model, detector.json (signed with ``private_key``, if given) and
+    ``extra`` files.
 
     An existing ``out`` is replaced only when it is a bundle itself and ``overwrite``
     is True; anything else there is refused, never deleted.
     """
-    spec = finish_spec(spec, tflite, key)
+    spec = finish_spec(spec, tflite, private_key)
     content: dict[str, bytes] = {MODEL_FILE: tflite, SPEC_FILE: (json.dumps(spec, indent=2) + "\n").encode("utf-8")}
     content.update({name: c.encode("utf-8") if isinstance(c, str) else c for name, c in (extra or {}).items()})
     if not set(content) <= BUNDLE_FILES:

@@ -115,8 +115,8 @@ def register(sub: Any) -> None:
                    help="with --stream: the comma-separated column names of a stream without a header line, e.g. "
                         "timestamp,value,is_anomaly (tail -f starts inside a file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
-    p.add_argument("--key", metavar="KEY", help="the signing key file this device trusts: only a bundle signed with it loads (default: "
-                        "$AEZOO_BUNDLE_KEY; unset: no signature check)")
+    p.add_argument("--public-key", metavar="KEY.pub", help="the public key this device trusts: only a bundle signed with "
+                   "its private key loads (default: $AEZOO_PUBLIC_KEY; unset: no signature check)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
 
@@ -139,9 +139,9 @@ def register(sub: Any) -> None:
     p.add_argument("--k", type=float, help="for --method mean_std: standard deviations (default: the bundle's)")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it is a bundle (never anything else)")
     p.add_argument("--json", action="store_true", help="print the calibration as JSON")
-    p.add_argument("--key", metavar="KEY", help="the signing key file this device trusts: only a bundle signed with it loads (default: "
-                        "$AEZOO_BUNDLE_KEY; unset: no signature check)")
-    p.add_argument("--sign-key", metavar="KEY", help="sign the new bundle with this key file (32+ bytes)")
+    p.add_argument("--public-key", metavar="KEY.pub", help="the public key this device trusts: only a bundle signed with "
+                   "its private key loads (default: $AEZOO_PUBLIC_KEY; unset: no signature check)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the new bundle with this private key (`aezoo keygen KEY`)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=calibrate)
 
@@ -157,6 +157,24 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=agreement)
 
+    p = sub.add_parser(
+        "keygen", help="make an Ed25519 key pair to sign bundles with (KEY) and to check them on devices (KEY.pub)",
+        description="Write a new private key KEY (PEM, readable by its owner only: keep it on the machine that "
+        "exports) and its public key KEY.pub (give it to devices: `aezoo detect --public-key KEY.pub`, "
+        "$AEZOO_PUBLIC_KEY). Existing files are never replaced. Needs the `cryptography` package.")
+    p.add_argument("key", metavar="KEY", help="the private key file to write")
+    p.set_defaults(func=keygen)
+
+
+def keygen(args: argparse.Namespace) -> int:
+    """``aezoo keygen``: a new key pair."""
+    from edge.signing import key_id, load_public_key, new_keypair
+
+    public = new_keypair(args.key)
+    print(f"wrote {args.key} (private: sign with `aezoo export ... --sign-key {args.key}`) and {public} (public, key id "
+          f"{key_id(load_public_key(public))}: `aezoo detect --public-key {public}` or AEZOO_PUBLIC_KEY={public})")
+    return 0
+
 
 def detect(args: argparse.Namespace) -> int:
     """``aezoo detect``: one line (or JSON object) per input."""
@@ -169,12 +187,12 @@ def detect(args: argparse.Namespace) -> int:
 
         header = args.header.split(",") if args.header else None
         return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads,
-                          header=header, key=args.key)
+                          header=header, public_key=args.public_key)
     if args.header:
         raise UserError("--header names the columns of a --stream; files name theirs in their first line")
     if not args.files:
         raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
-    detector = Detector.load(args.bundle, num_threads=args.threads, key=args.key)
+    detector = Detector.load(args.bundle, num_threads=args.threads, public_key=args.public_key)
     x, names = read_inputs(detector, args.files)
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)
@@ -226,7 +244,7 @@ def calibrate(args: argparse.Namespace) -> int:
     if out == bundle or bundle in out.parents:
         raise UserError(f"--out {args.out} is the bundle being recalibrated or inside it; the old bundle is never changed: "
                         "give a new folder")
-    detector = Detector.load(args.bundle, num_threads=args.threads, key=args.key)
+    detector = Detector.load(args.bundle, num_threads=args.threads, public_key=args.public_key)
     old = detector.threshold_
     x, _ = read_inputs(detector, args.files)
     files = ", ".join(args.files) if len(args.files) <= 3 else f"{args.files[0]} and {len(args.files) - 1} more files"

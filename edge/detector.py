@@ -132,7 +132,7 @@ class Detector:
 
     @classmethod
     def load(cls, bundle: str | os.PathLike, *, num_threads: int = 1, verify: bool = True,
-             kernels: str | None = None, key: Any = None) -> "Detector":
+             kernels: str | None = None, public_key: Any = None) -> "Detector":
         """Load a detector bundle directory written by ``aezoo export``.
 
         Args:
@@ -140,14 +140,15 @@ class Detector:
             num_threads: LiteRT CPU threads. Defaults to 1.
             verify: Check the sha256 of the model file and of detector.json's content. Defaults to True.
             kernels: "default" or "reference" (see ``__init__``); None: the bundle's.
-            key: the signing key the bundle must be signed with: bytes or a key file; None: ``$AEZOO_BUNDLE_KEY`` if
-                set (a device that sets it loads only bundles signed with it), else no signature check.
+            public_key: the PEM file of the public key the bundle must be signed with (``aezoo keygen``); None:
+                ``$AEZOO_PUBLIC_KEY`` if set (a device that sets it loads only bundles signed with its key), else no
+                signature check.
 
         Raises:
             UserError: for a missing or malformed detector.json, a missing model file,
                 a sha256 mismatch or a model LiteRT cannot load.
         """
-        data, spec = _bundle.read_bundle(bundle, verify=verify, known_kinds=SCORE_KINDS, key=key)
+        data, spec = _bundle.read_bundle(bundle, verify=verify, known_kinds=SCORE_KINDS, public_key=public_key)
         return cls(data, spec, num_threads=num_threads, kernels=kernels)
 
     @classmethod
@@ -306,15 +307,17 @@ class Detector:
 
         A microcontroller bundle (batch 1) gets its C files again, their threshold macro the current one; its TFLite
         Micro check (micro.json) is not re-run here. ``out`` must be new, an empty folder, or (with ``overwrite``) a
-        bundle; anything else is refused, never deleted. ``sign_key`` (bytes or a key file) signs the new bundle.
+        bundle; anything else is refused, never deleted. ``sign_key`` (a private key file, ``aezoo keygen``) signs it.
         """
         from edge.c_array import c_sources
 
         extra = None
         if self.spec["model"].get("batch") == 1:
             extra = c_sources(self._model, _bundle.finish_spec(self.spec, self._model))
-        key = _bundle.read_key(sign_key) if sign_key is not None else None
-        return _bundle.write_bundle(out, self._model, self.spec, extra, overwrite=overwrite, key=key)
+        from edge.signing import load_private_key
+
+        key = load_private_key(sign_key) if sign_key is not None else None
+        return _bundle.write_bundle(out, self._model, self.spec, extra, overwrite=overwrite, private_key=key)
 
     def reconstruct(self, inputs) -> np.ndarray:
         """Return the model's reconstructions (float32; standardized units for vectors)."""

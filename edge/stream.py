@@ -66,9 +66,9 @@ class StreamDetector:
 
     @classmethod
     def load(cls, bundle: str | os.PathLike, *, num_threads: int = 1, verify: bool = True,
-             key: Any = None) -> "StreamDetector":
+             public_key: Any = None) -> "StreamDetector":
         """A stream detector of the series bundle directory ``bundle`` (see ``Detector.load``)."""
-        return cls(Detector.load(bundle, num_threads=num_threads, verify=verify, key=key))
+        return cls(Detector.load(bundle, num_threads=num_threads, verify=verify, public_key=public_key))
 
     @classmethod
     def from_zoo(cls, model: str, dataset: str, normal_class: int = 0, *, root: str | os.PathLike | None = None
@@ -251,7 +251,7 @@ def _lines(source: str) -> Iterator[str]:
 
 
 def run_stream(bundle: str, source: str, *, as_json: bool = False, on_bad_line: str = "stop", threads: int = 1,
-               header: list[str] | None = None, key: Any = None) -> int:
+               header: list[str] | None = None, public_key: Any = None) -> int:
     """``aezoo detect BUNDLE --stream FILE|-``: one printed, flushed line per hop; 0 at the end of input or on Ctrl-C.
 
     A bad line stops the run with a UserError naming it (``on_bad_line="stop"``) or is
@@ -260,7 +260,7 @@ def run_stream(bundle: str, source: str, *, as_json: bool = False, on_bad_line: 
     """
     import sys
 
-    stream = StreamDetector.load(bundle, num_threads=threads, key=key)
+    stream = StreamDetector.load(bundle, num_threads=threads, public_key=public_key)
     det = stream.detector
     parser = CsvStream(det.input.pre["channel_names"], header)
     print(f"aezoo detect: streaming {source if source != '-' else 'standard input'} into {bundle}: windows of "

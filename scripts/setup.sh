@@ -45,7 +45,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     # setuptools announces every editable install of a flat layout (zoo/, training/, edge/ at the top) with a
     # notice that packages in the working directory take precedence: here, that is the point.
-    PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".[test,micro,quantizer]"
+    PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q -e ".[test,micro,quantizer,signing]"
     touch "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python --version), venv in .venv)"

@@ -184,34 +184,37 @@ def _as_version_1(spec: dict) -> None:
     spec["threshold"]["value"] = 1e9
 
 
-def test_a_device_with_a_key_loads_only_bundles_signed_with_it(tmp_path, monkeypatch, capsys):
-    """Re-hashing an edited detector.json passes the corruption check; a signature does not follow, nor does a
-    downgrade to format 1 (no integrity section), nor a bundle signed with another key."""
+def test_a_device_with_a_public_key_loads_only_bundles_signed_with_it(tmp_path, monkeypatch, capsys):
+    """Re-hashing an edited detector.json passes the corruption check; an Ed25519 signature does not follow, nor does
+    a downgrade to format 1 (no integrity section), nor a bundle signed with another key."""
     from edge import Detector
     from zoo import pretrained
 
-    key, other = tmp_path / "device.key", tmp_path / "other.key"
-    key.write_bytes(os.urandom(32))
-    other.write_bytes(os.urandom(32))
+    assert main(["keygen", str(tmp_path / "owner.key")]) == 0
+    assert main(["keygen", str(tmp_path / "other.key")]) == 0
+    assert main(["keygen", str(tmp_path / "owner.key")]) == 2  # a key is never replaced
+    assert "already exists" in capsys.readouterr().err
+    assert oct((tmp_path / "owner.key").stat().st_mode & 0o777) == "0o600"
+    public = tmp_path / "owner.key.pub"
     plain = pretrained.detector_dir("dense_ae", normal_class=0)
-    Detector.load(plain).save(tmp_path / "signed", sign_key=key)
-    Detector.load(plain).save(tmp_path / "theirs", sign_key=other)
-    assert Detector.load(tmp_path / "signed", key=key).threshold_ == Detector.load(plain).threshold_
+    Detector.load(plain).save(tmp_path / "signed", sign_key=tmp_path / "owner.key")
+    Detector.load(plain).save(tmp_path / "theirs", sign_key=tmp_path / "other.key")
+    assert Detector.load(tmp_path / "signed", public_key=public).threshold_ == Detector.load(plain).threshold_
+    assert b"PRIVATE" not in (tmp_path / "signed" / "detector.json").read_bytes()
     lenient = _resealed(tmp_path / "signed", tmp_path / "lenient", lambda s: s["threshold"].update(value=1e9))
     v1 = _resealed(tmp_path / "signed", tmp_path / "v1", _as_version_1)
     for bundle, why in [(plain, "it is not signed"), (lenient, "changed after signing"), (v1, "it is not signed"),
                         (tmp_path / "theirs", "it was signed with key")]:
         with pytest.raises(UserError, match=why):
-            Detector.load(bundle, key=key)
+            Detector.load(bundle, public_key=public)
     assert Detector.load(lenient).threshold_ == 1e9  # without a key only corruption is detected, as documented
-    monkeypatch.setenv("AEZOO_BUNDLE_KEY", str(key))  # the device's policy, for every load
+    monkeypatch.setenv("AEZOO_PUBLIC_KEY", str(public))  # the device's policy, for every load
     np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
     assert main(["detect", str(lenient), str(tmp_path / "x.npy")]) == 2
     assert "changed after signing" in capsys.readouterr().err
     assert main(["detect", str(tmp_path / "signed"), str(tmp_path / "x.npy")]) == 0
-    (tmp_path / "short.key").write_bytes(b"x" * 8)
-    with pytest.raises(UserError, match="at least 32 bytes"):
-        Detector.load(tmp_path / "signed", key=tmp_path / "short.key")
+    with pytest.raises(UserError, match="not a PEM public key"):
+        Detector.load(tmp_path / "signed", public_key=tmp_path / "x.npy")
 
 
 @pytest.mark.parametrize("edit, match", [

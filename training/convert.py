@@ -351,10 +351,11 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
             (:func:`device_quant`: int16x8 for the nap score, int8 otherwise).
         fmt: "bundle" or "c-array" (int8, batch 1, plus C source/header and a TFLite Micro check).
         quantizer: who makes the int8 model (:data:`QUANTIZERS`); recorded in detector.json.
-        sign_key: a secret key (bytes or a key file, at least 32 bytes) to sign the bundle with: a device holding it
-            loads only bundles it signed (``edge.Detector.load(key=...)``, ``$AEZOO_BUNDLE_KEY``).
+        sign_key: the owner's private key file (``aezoo keygen``) to sign the bundle with: a device given the public
+            key loads only bundles it signed (``edge.Detector.load(public_key=...)``, ``$AEZOO_PUBLIC_KEY``).
     """
-    from edge.bundle import BUNDLE_FILES, SPEC_FILE, check_spec, read_key, write_bundle
+    from edge.bundle import BUNDLE_FILES, SPEC_FILE, check_spec, write_bundle
+    from edge.signing import load_private_key
     from zoo import files
 
     if fmt not in EXPORT_FORMATS:
@@ -365,7 +366,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     if len(x_val) == 0:
         raise UserError("threshold calibration needs normal validation inputs. Received: 0")
     files.check_replaceable(out, kind="detector bundle", marker=SPEC_FILE, overwrite=overwrite, owned=BUNDLE_FILES)
-    key = read_key(sign_key) if sign_key is not None else None
+    key = load_private_key(sign_key) if sign_key is not None else None
     batch = 1 if fmt == "c-array" else None
     rep = representative_inputs(x_train, n_representative, int(provenance.get("seed") or 0)) \
         if quant in INTEGER_MODES else None
@@ -383,7 +384,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     extra: dict[str, bytes | str] = {}
     if fmt == "c-array":
         extra, spec["micro"] = micro_files(tflite, spec, x_val)
-    return write_bundle(out, tflite, spec, extra, overwrite=overwrite, key=key)
+    return write_bundle(out, tflite, spec, extra, overwrite=overwrite, private_key=key)
 
 
 def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:

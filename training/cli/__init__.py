@@ -19,7 +19,7 @@ COMMANDS = (
     "training.cli.data",      # data prepare | info
     "training.cli.train",     # train, evaluate
     "training.cli.compress",  # optimize, export, report
-    "edge.cli",               # detect, calibrate, agreement
+    "edge.cli",               # detect, calibrate, agreement, keygen
     "training.cli.zoo",       # models, zoo build | list | verify | table
     "training.cli.beyond",    # embed, sample, interpolate, represent
     "training.cli.bench",     # bench small-images | vectors

@@ -49,8 +49,8 @@ def register(sub: Any) -> None:
                         "times the latency)")
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or a bundle with --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out (never anything else)")
-    p.add_argument("--sign-key", metavar="KEY", help="sign the bundle with this secret key file (32+ bytes): a device "
-                   "with the key loads only bundles it signed (`aezoo detect --key`, $AEZOO_BUNDLE_KEY)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the bundle with this Ed25519 private key (`aezoo keygen KEY`): "
+                   "a device given KEY.pub loads only bundles it signed (`aezoo detect --public-key`, $AEZOO_PUBLIC_KEY)")
     p.add_argument("--format", dest="fmt", choices=("bundle", "c-array"), default="bundle",
                    help="bundle (default), or c-array: int8 batch-1 model + C source/header + TFLite Micro check")
     p.add_argument("--representative", type=int_arg(1, 100_000), default=500, metavar="N",
