@@ -14,9 +14,11 @@ saying so, and the traceback only with ``AEZOO_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, Sequence
@@ -57,8 +59,41 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         return 141
     except MemoryError:
         return _fail(name, "out of memory: use a smaller batch or fewer inputs at a time", code=1)
+    except OSError as exc:
+        message = os_error_message(exc)
+        resume = " (a training run continues with --resume)" if name in RESUMABLE else ""
+        return _fail(name, message + resume) if message else _bug(name, exc)
     except Exception as exc:  # noqa: BLE001 - the one place where unexpected errors become a clear message
         return _bug(name, exc)
+
+
+# OS errors a user's machine causes (a full disk, a file-size limit, a read-only or foreign folder, a file where a
+# folder belongs), each with what to do; any other OSError is a bug.
+_OS_HINTS = {errno.ENOSPC: "free some space and run the same command again",
+             errno.EDQUOT: "free some space (the disk quota) and run the same command again",
+             errno.EFBIG: "the file-size limit (ulimit -f) stopped the write; raise it and run the same command again",
+             errno.EACCES: "choose a folder you can write, or ask for permission",
+             errno.EPERM: "choose a folder you can write (this one, or its file, is protected)",
+             errno.EROFS: "that file system is read-only: choose another folder",
+             errno.ENOTDIR: "a part of that path is a file, not a folder",
+             errno.EISDIR: "that path is a folder; a file was expected",
+             errno.ENAMETOOLONG: "choose a shorter path"}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """The one-line message of an OS error a user can cause (None for any other): what failed, where, what to do.
+
+    h5py (Keras's .h5 and .keras writes) reports the errno only inside its text ("errno = 28").
+    """
+    code = exc.errno
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    if code not in _OS_HINTS:
+        return None
+    where = f" ({exc.filename})" if exc.filename else ""
+    # Every write of a result is atomic (a temporary, then a rename): what stopped is not left half-written.
+    return f"{os.strerror(code)}{where}: the command stopped at that write; {_OS_HINTS[code]}"
 
 
 def _fail(name: str, message: str, code: int = 2) -> int:

@@ -146,6 +146,10 @@ IMAGE_MODES = {"grayscale": "L", "rgb": "RGB"}
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # how Pillow opens 16-bit grayscale PNGs
 
 
+# The largest image decoded (about 8,000 x 5,000): Pillow's own guard only warns below twice its default.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 def decode_image(path: str | os.PathLike, color_mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file to uint8 (H, W, C) in Pillow's ``color_mode`` ("L" or "RGB").
 
@@ -155,7 +159,10 @@ def decode_image(path: str | os.PathLike, color_mode: str, size: tuple[int, int]
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # lazy: only the header is read here
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise UserError(f"{str(path)!r} declares {img.width} x {img.height} pixels, more than the "
+                                f"{MAX_IMAGE_PIXELS:,} an input may have; resize it first")
             if img.mode in SIXTEEN_BIT_MODES:
                 # Pillow's own conversion to "L" clips at 255; a 16-bit picture is scaled to 8 bits instead.
                 wide = np.asarray(img, dtype=np.float64)
@@ -164,7 +171,9 @@ def decode_image(path: str | os.PathLike, color_mode: str, size: tuple[int, int]
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UserError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{str(path)!r} is not a readable image (PNG/JPEG/BMP...): {exc}") from None
     return arr.reshape(arr.shape[0], arr.shape[1], 1 if color_mode == "L" else 3)
 
@@ -258,6 +267,17 @@ def _load_npy(path: Path) -> np.ndarray:
         if f.read(6) != b"\x93NUMPY":
             raise UserError(f"{str(path)!r} is not a .npy file (it lacks NumPy's header); expected an array saved "
                             "with numpy.save")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"{str(path)!r} has no readable .npy header: {exc}") from None
+        claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if not dtype.hasobject else 0
+        if claimed > path.stat().st_size - f.tell():  # a header that claims more than the file holds: never allocated
+            raise UserError(f"{str(path)!r} is truncated or its header is wrong: it claims an array of shape {shape} "
+                            f"({claimed:,} bytes), the file holds {path.stat().st_size - f.tell():,} after its header")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:

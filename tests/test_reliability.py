@@ -229,3 +229,57 @@ def test_a_resealed_spec_that_contradicts_its_model_is_refused(tmp_path, edit, m
 
     with pytest.raises(UserError, match=match):
         Detector.load(_resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "b", edit))
+
+
+@pytest.mark.parametrize("exc, code, words", [
+    (OSError(28, "No space left on device", "/data/run/model.keras"), 2, ["No space left", "/data/run/model.keras", "free some space"]),
+    (OSError(27, "File too large", "/data/b/model.tflite"), 2, ["File too large", "ulimit -f"]),
+    (OSError(30, "Read-only file system", "/ro/out"), 2, ["Read-only", "choose another folder"]),
+    (OSError("Unable to synchronously create file (unable to open file: name = 'x.keras', errno = 28, error message = "
+             "'No space left on device')"), 2, ["No space left", "free some space"]),  # h5py's form
+    (OSError(104, "Connection reset by peer"), 1, ["internal error"]),  # not the user's doing: a bug report
+])
+def test_os_errors_a_user_causes_are_one_line_refusals(monkeypatch, capsys, exc, code, words):
+    import argparse
+
+    import edge.cli
+
+    def fails(args):
+        raise exc
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=fails, command="export")  # a command whose write the OS refused
+    assert edge.cli.run(parser, []) == code
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err, err
+
+
+def test_images_and_arrays_that_claim_too_much_are_refused_before_decoding(tmp_path):
+    """A PNG declaring 30000 x 30000 pixels (Pillow's bomb guard) or 7000 x 7000 (above the documented limit), and a
+    .npy whose header claims 10^12 elements, are refused from their headers: nothing is allocated."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from edge.inputs import MAX_IMAGE_PIXELS, decode_image, load_input_file
+    from zoo import pretrained
+    from edge.bundle import read_bundle
+
+    def declaring(w: int, h: int) -> Path:
+        Image.new("L", (10, 10)).save(tmp_path / "small.png")
+        b = bytearray((tmp_path / "small.png").read_bytes())
+        b[16:24] = struct.pack(">II", w, h)
+        b[29:33] = struct.pack(">I", zlib.crc32(bytes(b[12:29])))
+        (tmp_path / f"{w}.png").write_bytes(bytes(b))
+        return tmp_path / f"{w}.png"
+
+    for w, words in [(30000, "decompression bomb"), (7000, f"more than the {MAX_IMAGE_PIXELS:,}")]:
+        with pytest.raises(UserError, match=words):
+            decode_image(declaring(w, w), "L")
+    with open(tmp_path / "liar.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+        f.write(b"\0" * 16)
+    spec = read_bundle(pretrained.detector_dir("dense_ae", normal_class=0))[1]
+    with pytest.raises(UserError, match="truncated or its header is wrong"):
+        load_input_file(tmp_path / "liar.npy", spec)
