@@ -347,3 +347,22 @@ def test_cli_bad_name_exits_2_without_traceback(argv, expected, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err and err.startswith("aezoo data: error:")
+
+
+def test_one_colour_mode_for_every_split_of_a_folder(tmp_path):
+    """Gray training images and a colour test image: the whole dataset is read as RGB (decided from every split's
+    headers before training), not gray for train and RGB for test."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, mode, n in (("train", "L", 6), ("test", "RGB", 2)):
+        for label in ("a", "b"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(n):
+                shape = (16, 16) if mode == "L" else (16, 16, 3)
+                Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(tmp_path / split / label / f"{i}.png")
+    x_train, _ = data.load_split(str(tmp_path), "train")
+    x_test, _ = data.load_split(str(tmp_path), "test")
+    assert x_train.shape[-1] == x_test.shape[-1] == 3
+    # A gray picture read as RGB is its gray value in every channel.
+    assert np.array_equal(x_train[..., 0], x_train[..., 2])

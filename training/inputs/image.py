@@ -112,26 +112,37 @@ def _folder_labels(source: Source) -> list[str]:
     return labels
 
 
+def _split_files(source: Source, split: str) -> tuple[tuple[Path, int], ...]:
+    root = source.path / split
+    labels = _folder_labels(source)
+    return tuple((f, i) for i, label in enumerate(labels) if (root / label).is_dir()
+                 for f in sorted((root / label).iterdir()) if f.is_file() and _visible(f))
+
+
 def _load_folder(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     root = source.path / split
     if not root.is_dir():
         have = sorted(p.name for p in source.path.iterdir() if p.is_dir() and _visible(p))
         raise UserError(f"{source.path} has no {split!r} split. Received splits: {have}")
-    labels = _folder_labels(source)
-    files = tuple((f, i) for i, label in enumerate(labels) if (root / label).is_dir()
-                  for f in sorted((root / label).iterdir()) if f.is_file() and _visible(f))
+    files = _split_files(source, split)
     if not files:
-        raise UserError(f"{root} has no image files in its class folders {labels}")
+        raise UserError(f"{root} has no image files in its class folders {_folder_labels(source)}")
+    # One colour mode for the whole dataset, decided from every split before any training: a test split of gray
+    # images beside colour training images is read as RGB too.
+    from edge.inputs import IMAGE_MODES
+
+    splits = [p.name for p in source.path.iterdir() if p.is_dir() and _visible(p)]
+    mode = IMAGE_MODES[source.color_mode] if source.color_mode else \
+        _folder_mode(tuple(f for s in sorted(splits) for f in _split_files(source, s)))
     # The files' sizes and times are part of the cache key: an edited folder is read again.
-    return _decode_folder(source, root, files, tuple((f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files))
+    return _decode_folder(source, root, files, mode, tuple((f.stat().st_size, f.stat().st_mtime_ns) for f, _ in files))
 
 
 @functools.lru_cache(maxsize=16)
-def _decode_folder(source: Source, root: Path, files: tuple, stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
-    from edge.inputs import IMAGE_MODES, decode_image
+def _decode_folder(source: Source, root: Path, files: tuple, mode: str, stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from edge.inputs import decode_image
 
     del stamps  # only the cache key
-    mode = IMAGE_MODES[source.color_mode] if source.color_mode else _folder_mode(files)
     size = tuple(source.image_size) if source.image_size else None
     images = [decode_image(f, mode, size) for f, _ in files]
     shapes = {img.shape for img in images}
@@ -153,7 +164,7 @@ def _folder_mode(files: tuple[tuple[Path, int], ...]) -> str:
     for f, _ in files:
         try:
             with Image.open(f) as img:
-                if img.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+                if img.mode not in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"):
                     return "RGB"
         except (UnidentifiedImageError, OSError) as exc:
             raise UserError(f"{str(f)!r} is not a readable image (PNG/JPEG/BMP...): {exc}. Remove it or move it "
