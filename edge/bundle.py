@@ -25,6 +25,7 @@ from edge.schema import fail as _fail
 from edge.schema import get as _get
 from edge.schema import integer as _int
 from edge.schema import number as _number
+from edge.schema import one_of
 from edge.signing import PUBLIC_KEY_ENV
 from zoo import files
 from zoo.errors import UserError
@@ -54,7 +55,7 @@ def _shape(value: Any) -> bool:
 
 def _check_tensor(spec: dict, where: str, path: str) -> None:
     _get(spec, where, f"{path}.shape", _shape, "a list of 1 to 3 positive integers")
-    dtype = _get(spec, where, f"{path}.dtype", lambda v: v in TENSOR_DTYPES, f"one of {TENSOR_DTYPES}")
+    dtype = _get(spec, where, f"{path}.dtype", one_of(TENSOR_DTYPES), f"one of {TENSOR_DTYPES}")
     if dtype == "float32":
         _get(spec, where, f"{path}.scale", lambda v: v is None, "null for a float tensor")
         _get(spec, where, f"{path}.zero_point", lambda v: v is None, "null for a float tensor")
@@ -81,7 +82,7 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
     _get(spec, where, "model.sha256", lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
          "64 lowercase hex digits")
     _get(spec, where, "model.bytes", lambda v: _int(v, 1), "a positive integer")
-    _get(spec, where, "model.quant", lambda v: v in QUANT_MODES, f"one of {QUANT_MODES}")
+    _get(spec, where, "model.quant", one_of(QUANT_MODES), f"one of {QUANT_MODES}")
     quantizer = spec["model"].get("quantizer", QUANTIZERS[0])
     if quantizer not in QUANTIZERS:
         _fail(where, "model.quantizer", f"one of {QUANTIZERS}", quantizer)
@@ -95,7 +96,7 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
         _check_tensor({f"outputs[{i}]": output}, where, f"outputs[{i}]")
     if len(set(names)) != len(names):
         _fail(where, "outputs", "tensors with distinct names", names)
-    kind = _get(spec, where, "preprocessing.kind", lambda v: v in INPUT_KINDS, f"one of {sorted(INPUT_KINDS)}")
+    kind = _get(spec, where, "preprocessing.kind", one_of(INPUT_KINDS), f"one of {sorted(INPUT_KINDS)}")
     INPUT_KINDS[kind].check_spec(spec, where)
     _get(spec, where, "score.kind", lambda v: isinstance(v, str) and (known_kinds is None or v in known_kinds),
                 f"one of {sorted(known_kinds)}" if known_kinds is not None else "a score kind")

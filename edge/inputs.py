@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge.schema import fail, get, integer, number, numbers
+from edge.schema import fail, get, integer, number, numbers, one_of
 from zoo.errors import UserError
 
 
@@ -433,7 +433,7 @@ class ImageInput(InputKind):
         mode = get(spec, where, "preprocessing.color_mode", lambda v: isinstance(v, str) and v in channels, "'L' or 'RGB'")
         c = get(spec, where, "preprocessing.channels", lambda v: v == channels.get(mode), f"{channels.get(mode)} for {mode}")
         get(spec, where, "preprocessing.uint8_divisor", lambda v: number(v) and v > 0, "a positive number")
-        get(spec, where, "preprocessing.resize", lambda v: v in ImageInput.RESIZE_MODES, f"one of {ImageInput.RESIZE_MODES}")
+        get(spec, where, "preprocessing.resize", one_of(ImageInput.RESIZE_MODES), f"one of {ImageInput.RESIZE_MODES}")
         if spec["input"]["shape"] != [h, w, c]:
             fail(where, "input.shape", f"[{h}, {w}, {c}] (preprocessing height, width, channels)", spec["input"]["shape"])
 
@@ -535,7 +535,7 @@ class SeriesInput(InputKind):
             and all(isinstance(n, str) for n in v), f"a list of {c} names")
         get(spec, where, "preprocessing.mean", lambda v: numbers(v, c), f"a list of {c} finite numbers")
         get(spec, where, "preprocessing.scale", lambda v: numbers(v, c, positive=True), f"a list of {c} finite numbers >= 1e-30")
-        get(spec, where, "preprocessing.aggregate", lambda v: v in AGGREGATES, f"one of {AGGREGATES}")
+        get(spec, where, "preprocessing.aggregate", one_of(AGGREGATES), f"one of {AGGREGATES}")
         if spec["input"]["shape"] != [w, c]:
             fail(where, "input.shape", f"[{w}, {c}] (preprocessing window, channels)", spec["input"]["shape"])
 

@@ -37,6 +37,11 @@ def numbers(value: Any, n: int, *, positive: bool = False) -> bool:
         (not positive or min(value, default=1) >= MIN_SCALE)
 
 
+def one_of(options: Any) -> Callable[[Any], bool]:
+    """A check accepting one of the string ``options`` (and nothing unhashable: an edited spec may hold a list)."""
+    return lambda v: isinstance(v, str) and v in options
+
+
 def get(spec: dict, where: str, path: str, check: Callable[[Any], bool], expected: str) -> Any:
     """The value at the dotted ``path`` of ``spec`` if ``check`` accepts it, else a UserError naming the field."""
     node: Any = spec

@@ -283,3 +283,15 @@ def test_images_and_arrays_that_claim_too_much_are_refused_before_decoding(tmp_p
     spec = read_bundle(pretrained.detector_dir("dense_ae", normal_class=0))[1]
     with pytest.raises(UserError, match="truncated or its header is wrong"):
         load_input_file(tmp_path / "liar.npy", spec)
+
+
+def test_a_seeded_sweep_of_user_inputs_finds_no_crash_no_wrong_answer_and_no_changed_file(tmp_path):
+    """training.fuzz: generated image files, arrays, recordings, edited bundles (hash recomputed or not) and
+    arguments, each in a sandbox beside the user's files: exit 0 with the right answer or exit 2 with a message.
+    (`aezoo bench fuzz --cases 3000` is the long run, in BENCHMARKS.md.)"""
+    from training.fuzz import sweep
+
+    r = sweep(250, tmp_path, seed=20261201)
+    assert set(r["per_surface"]) == {"image file", "array", "recording", "bundle", "arguments"}
+    assert all(c["exit 0"] > 0 and c["exit 2"] > 0 for c in r["per_surface"].values()), r["per_surface"]
+    assert r["problems"] == []

@@ -1,4 +1,4 @@
-"""``aezoo bench small-images | vectors | series | series-dev | fidelity | stream | corruption``: benchmarks that print and record their figures."""
+"""``aezoo bench small-images | vectors | series | series-dev | fidelity | stream | corruption | fuzz``: benchmarks that print and record their figures."""
 
 from __future__ import annotations
 
@@ -78,6 +78,16 @@ def register(sub: Any) -> None:
     c.add_argument("--seed", type=int_arg(0), default=0, help="which random corruptions; default 0")
     c.add_argument("--out", metavar="DIR", default="runs/bench_corruption", help="default runs/bench_corruption")
     c.set_defaults(func=_corruption)
+    fz = bsub.add_parser("fuzz", help="a seeded sweep of generated user inputs (files, edited bundles, arguments) "
+                                      "through aezoo: every case must end correct or in a clear refusal",
+                         description="Generates --cases cases (image files, arrays, recordings, detector.json edits with "
+                                     "and without a recomputed hash, arguments; training.fuzz) and runs each in a sandbox "
+                                     "beside the user's own files. A problem: exit 1 or a traceback, a wrong answer with "
+                                     "exit 0, a non-finite score judged, a changed user file.")
+    fz.add_argument("--cases", type=int_arg(1, 1_000_000), default=1000, help="default 1000")
+    fz.add_argument("--seed", type=int_arg(0), default=0, help="default 0")
+    fz.add_argument("--out", metavar="DIR", default="runs/bench_fuzz", help="default runs/bench_fuzz")
+    fz.set_defaults(func=_fuzz)
 
 
 def _fidelity(args: argparse.Namespace) -> int:
@@ -141,6 +151,26 @@ def _series_dev(args: argparse.Namespace) -> int:
         print(f"  {key:<22} mean development AUROC {value:.4f}")
     print(f"best: {result['best']}; wrote {args.out}/dev_{args.dataset}.json")
     return 0
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from training.fuzz import sweep
+    from zoo.files import write_json
+
+    out = Path(args.out)
+    with tqdm(total=args.cases, desc="fuzz", unit="case") as bar:
+        r = sweep(args.cases, out / "sandbox", seed=args.seed, progress=lambda i: bar.update(1))
+    for surface, counts in sorted(r["per_surface"].items()):
+        print(f"  {surface:<11} {counts}")
+    for p in r["problems"][:20]:
+        print(f"  PROBLEM {p['surface']}: {p['case']}: {p['problem']}")
+    write_json(out / "fuzz.json", r)
+    print(f"{r['cases']} cases (seed {r['seed']}): {len(r['problems'])} problems; wrote {out}/fuzz.json")
+    return 0 if not r["problems"] else 1
 
 
 def _corruption(args: argparse.Namespace) -> int:
