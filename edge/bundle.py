@@ -113,6 +113,10 @@ def check_spec(spec: Any, where: str = SPEC_FILE, *, known_kinds: Any = None) ->
 def _upgrade_v1(spec: dict) -> dict:
     """A version-1 spec in version-2 form (in memory): one reconstruction output, an image preprocessing."""
     spec = copy.deepcopy(spec)
+    newer = sorted({"outputs", "integrity"} & set(spec))
+    if newer:  # a version-2 spec relabelled as 1 (which would skip its integrity check) is not a version-1 spec
+        raise UserError(f"a version-1 {SPEC_FILE} has no {newer}: this is a later spec with format_version 1 written "
+                        "into it. Restore the file, or re-export the bundle")
     if not isinstance(spec.get("output"), dict) or not isinstance(spec.get("preprocessing"), dict) or not isinstance(spec.get("score"), dict):
         raise UserError(f"a version-1 {SPEC_FILE} needs 'output', 'preprocessing' and 'score' objects. Received keys: {sorted(spec)}")
     spec["format_version"], spec["upgraded_from_version"] = FORMAT_VERSION, 1

@@ -228,6 +228,9 @@ def detect(args: argparse.Namespace) -> int:
     if not args.files:
         raise UserError("expected input FILES (images, .npy, .csv, recordings) or --stream FILE|- for a series bundle")
     detector = Detector.load(args.bundle, num_threads=args.threads, public_key=args.public_key)
+    if detector.spec.get("upgraded_from_version") == 1:
+        print(f"{PROG} detect: note: {args.bundle} is a version-1 bundle: its threshold and preprocessing carry no "
+              "integrity hash, so they are unverified; re-export it to have them checked", file=sys.stderr)
     x, names = read_inputs(detector, args.files)
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)

@@ -295,3 +295,33 @@ def test_a_seeded_sweep_of_user_inputs_finds_no_crash_no_wrong_answer_and_no_cha
     assert set(r["per_surface"]) == {"image file", "array", "recording", "bundle", "arguments"}
     assert all(c["exit 0"] > 0 and c["exit 2"] > 0 for c in r["per_surface"].values()), r["per_surface"]
     assert r["problems"] == []
+
+
+def test_the_demo_never_deletes_a_users_file_in_its_previous_run(tmp_path):
+    """`aezoo demo` replaces its own previous run folder, but not one the user has put a file into."""
+    from training.cli.demo import _build_entry
+    from training.pipeline import EntrySettings
+
+    run = tmp_path / "run"
+    (run / "plots").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "my_notes.md").write_text("mine")
+    with pytest.raises(UserError, match="also my_notes.md, which the demo did not write: nothing was deleted"):
+        _build_entry(None, tmp_path, EntrySettings())
+    assert (run / "my_notes.md").read_text() == "mine" and (run / "config.json").is_file()
+
+
+def test_a_version_2_spec_relabelled_as_version_1_is_refused(tmp_path, capsys):
+    """Writing format_version 1 into a later spec would skip its integrity check: it is not the version-1 shape."""
+    from edge import Detector
+    from zoo import pretrained
+
+    bundle = _resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "b",
+                       lambda s: s.update(format_version=1, threshold={"value": 1e9, "method": "percentile"}))
+    with pytest.raises(UserError, match="this is a later spec with format_version 1 written into it"):
+        Detector.load(bundle)
+    v1 = _resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "v1", _as_version_1)
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
+    assert main(["detect", str(v1), str(tmp_path / "x.npy")]) == 0
+    err = capsys.readouterr().err
+    assert "version-1 bundle" in err and "unverified" in err

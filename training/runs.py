@@ -40,6 +40,8 @@ LOGS = "logs"
 PLOTS = "plots"
 LOCK = ".lock"
 REQUIRED = (CONFIG, MODEL, THRESHOLD)
+# Everything a training run writes into its folder (a folder holding more holds a user's files too).
+RUN_ENTRIES = frozenset({CONFIG, MODEL, THRESHOLD, "score.npz", HISTORY, METRICS, CHECKPOINTS, BACKUP, LOGS, PLOTS, LOCK})
 # Sections of config.json that other stages add beside the TrainConfig fields.
 SECTIONS = ("compression", "preprocessing")
 

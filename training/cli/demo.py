@@ -62,6 +62,11 @@ def _build_entry(split: Any, out: Path, settings: Any) -> dict:
     if runs.Run(run_dir).exists():
         import shutil
 
+        # The demo's own run (with its evaluation plots per device mode) is replaced; a user's file in it never is.
+        others = sorted(p.name for p in run_dir.iterdir() if p.name not in runs.RUN_ENTRIES | set(pipeline.ENTRY_QUANTS))
+        if others:
+            raise UserError(f"{run_dir} holds the previous demo run and also {', '.join(others[:5])}, which the demo did "
+                            "not write: nothing was deleted. Move those out, or give another --out")
         print(f"      replacing the previous demo run in {run_dir}")
         shutil.rmtree(run_dir)
     return pipeline.run_entry(MODEL, DATASET, split.normal_class, out / "entry", settings=settings, run_dir=run_dir,
