@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edge.bundle import INTEGER_MODES
 from training import runs
 from zoo import pretrained
 from zoo.config import Config, check_choice, check_int
@@ -33,7 +34,8 @@ from zoo.files import atomic_path, write_json
 
 DEFAULT_RUNS = Path("runs") / "zoo_build"
 LATENCY_ITERATIONS = 1000
-ENTRY_QUANTS = ("int8", "int16x8")
+ENTRY_QUANTS = INTEGER_MODES  # an entry's device detector is full-integer: int8, or int16x8 (16-bit activations)
+REUSED_ENTRY = "reused the entry's float model"
 
 
 @dataclasses.dataclass
@@ -102,7 +104,7 @@ def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verb
         train_keys = record["hyperparameters"]["train"]
         if train_keys == {k: v for k, v in config.to_dict().items() if k in train_keys}:
             return (entry_float_detector(record, folder), {"training": record["training"], "checks": record["checks"]},
-                    "reused the entry's float model")
+                    REUSED_ENTRY)
     if run.is_finished():
         detector, saved = runs.load_run(run_dir)
         if saved != config:
@@ -189,7 +191,7 @@ def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | P
         qat_det, qat_config = _quantize(float_det, split, settings, verbose)
         timing["qat_seconds"] = round(time.perf_counter() - t0, 3)
     reports, bundle = _export_and_evaluate(float_det, qat_det, quant, split, out_dir, run_dir, config, qat_config, timing,
-                                           plots, keep_model=how.startswith("reused the entry"))
+                                           plots, keep_model=how == REUSED_ENTRY)
     timing.update(entry_seconds=round(time.perf_counter() - t_entry, 3))
     record = _record(model_name, dataset, split, key, float_det, qat_det, quant, reports, bundle, out_dir, float_metrics,
                      settings, qat_config, timing, how)
