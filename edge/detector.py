@@ -154,7 +154,7 @@ class Detector:
     @classmethod
     def from_zoo(cls, model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
                  num_threads: int = 1, root: str | os.PathLike | None = None) -> "Detector":
-        """Load the int8 detector of a pretrained zoo entry (saved_models/, see ``zoo.pretrained``).
+        """Load the device detector of a pretrained zoo entry (saved_models/, see ``zoo.pretrained``).
 
         Reads manifest.json with ``json`` only and checks the bundle files' sha256
         against it, so this works without TensorFlow.

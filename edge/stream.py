@@ -73,7 +73,7 @@ class StreamDetector:
     @classmethod
     def from_zoo(cls, model: str, dataset: str, normal_class: int = 0, *, root: str | os.PathLike | None = None
                  ) -> "StreamDetector":
-        """A stream detector of a pretrained series entry's int8 bundle (see ``Detector.from_zoo``)."""
+        """A stream detector of a pretrained series entry's bundle (see ``Detector.from_zoo``)."""
         return cls(Detector.from_zoo(model, dataset, normal_class, root=root))
 
     @property
