@@ -291,7 +291,7 @@ def test_a_seeded_sweep_of_user_inputs_finds_no_crash_no_wrong_answer_and_no_cha
     (`aezoo bench fuzz --cases 3000` is the long run, in BENCHMARKS.md.)"""
     from training.fuzz import sweep
 
-    r = sweep(250, tmp_path, seed=20261201)
+    r = sweep(150, tmp_path, seed=20261201)
     assert set(r["per_surface"]) == {"image file", "array", "recording", "bundle", "arguments"}
     assert all(c["exit 0"] > 0 and c["exit 2"] > 0 for c in r["per_surface"].values()), r["per_surface"]
     assert r["problems"] == []
