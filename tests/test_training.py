@@ -422,3 +422,17 @@ def test_a_small_folder_trains_in_a_few_long_epochs_with_its_step_budget_recorde
     assert b["max_epochs"] == 10 and b["max_steps"] == 320 and "32 times" in b["reason"]
     assert 4 <= hist["epochs_run"] <= 10 and hist["steps_run"] == 32 * hist["epochs_run"]
     assert json.loads((out / "metrics.json").read_text())["model"]["auroc"] > 0.9
+
+
+def test_progress_is_one_line_per_epoch_in_a_log_and_a_bar_on_a_terminal(monkeypatch):
+    """Keras's bar rewrites itself with carriage returns hundreds of times an epoch: in a file or CI log "auto"
+    is Keras's one-line-per-epoch mode (2); on a terminal the bar (1); an explicit verbosity is kept."""
+    import sys
+
+    from training.fit import keras_verbosity
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    assert keras_verbosity("auto") == 2
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert keras_verbosity("auto") == 1
+    assert keras_verbosity(0) == 0 and keras_verbosity(1) == 1

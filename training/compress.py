@@ -286,7 +286,7 @@ def compress(
         :func:`weight_stats` plus the fine-tuning losses and time.
     """
     import zoo
-    from training.fit import copy_network, make_pipeline
+    from training.fit import copy_network, keras_verbosity, make_pipeline
 
     config.validate()
     batch = min(config.batch_size, len(x_train))
@@ -299,7 +299,8 @@ def compress(
     def fine_tune(stage: str, m: keras.Model, callbacks: list | None = None) -> keras.Model:
         m.compile(optimizer=keras.optimizers.Adam(config.lr), loss="mse")
         t0 = time.perf_counter()
-        h = m.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks or [], verbose=verbose)
+        h = m.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks or [],
+                  verbose=keras_verbosity(verbose))
         stages.append({"stage": stage, "seconds": time.perf_counter() - t0,
                        **{k: [float(v) for v in vs] for k, vs in h.history.items()}})
         return m

@@ -162,10 +162,21 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
 
         train, val = sharded(train), sharded(val)
     t0 = time.perf_counter()
-    model.fit(train, validation_data=val, epochs=plan.epochs, callbacks=cbs + list(callbacks), verbose=verbose)
+    model.fit(train, validation_data=val, epochs=plan.epochs, callbacks=cbs + list(callbacks),
+              verbose=keras_verbosity(verbose))
     history = progress.history(len(x_train), plan)
     history["fit_wall_seconds_last_session"] = time.perf_counter() - t0
     return (_local_copy(model, config) if strategy is not None else model), history
+
+
+def keras_verbosity(verbose: Any) -> Any:
+    """Keras ``fit`` verbosity: "auto" is the progress bar on a terminal, but one plain line per epoch in a file or a
+    CI log (Keras's bar rewrites itself hundreds of times per epoch with carriage returns: a wall in a log)."""
+    import sys
+
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def copy_network(model: Any) -> Any:
