@@ -150,8 +150,7 @@ def register(sub: Any) -> None:
                    help="with --stream: the comma-separated column names of a stream without a header line, e.g. "
                         "timestamp,value,is_anomaly (tail -f starts inside a file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
-    p.add_argument("--public-key", metavar="KEY.pub", help="the public key this device trusts: only a bundle signed with "
-                   "its private key loads (default: $AEZOO_PUBLIC_KEY; unset: no signature check)")
+    _public_key_argument(p)
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
 
@@ -174,8 +173,7 @@ def register(sub: Any) -> None:
     p.add_argument("--k", type=float, help="for --method mean_std: standard deviations (default: the bundle's)")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it is a bundle (never anything else)")
     p.add_argument("--json", action="store_true", help="print the calibration as JSON")
-    p.add_argument("--public-key", metavar="KEY.pub", help="the public key this device trusts: only a bundle signed with "
-                   "its private key loads (default: $AEZOO_PUBLIC_KEY; unset: no signature check)")
+    _public_key_argument(p)
     p.add_argument("--sign-key", metavar="KEY", help="sign the new bundle with this private key (`aezoo keygen KEY`)")
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=calibrate)
@@ -209,6 +207,11 @@ def keygen(args: argparse.Namespace) -> int:
     print(f"wrote {args.key} (private: sign with `aezoo export ... --sign-key {args.key}`) and {public} (public, key id "
           f"{key_id(load_public_key(public))}: `aezoo detect --public-key {public}` or AEZOO_PUBLIC_KEY={public})")
     return 0
+
+
+def _public_key_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--public-key", metavar="KEY.pub", help="the public key this device trusts: only a bundle signed with "
+                   "its private key loads (default: $AEZOO_PUBLIC_KEY; unset: no signature check)")
 
 
 def detect(args: argparse.Namespace) -> int:

@@ -114,7 +114,7 @@ def _check_record(path: Path, key: str, record: Any) -> None:
     for name, value in record["metrics"].items():
         if not isinstance(value, dict) or not isinstance(value.get("auroc"), (int, float, type(None))):
             raise bad(f"has metrics[{name!r}] without a numeric 'auroc'")
-    device = record.get("quant", "int8")
+    device = device_key(record)
     if not isinstance(device, str) or device not in record["metrics"] or device not in record["threshold"]:
         raise bad(f"has no metrics and threshold of its device detector (quant {device!r})")
     unknown = sorted(set(record["files"]) - set(ENTRY_FILES))
