@@ -89,7 +89,8 @@ def test_threshold_best_f1_known_answer():
     # Overlap: the best cut keeps both anomalies and one false positive (F1 0.8).
     scores = np.array([0.1, 0.2, 0.7, 0.6, 0.9])
     t = calibrate_threshold(scores, "best_f1", labels=np.array([0, 0, 0, 1, 1]))
-    assert 0.2 < t < 0.6
+    assert t == pytest.approx(0.4)  # midway between 0.6 (the lower anomaly) and 0.2 (the next score below)
+    assert ((scores > t) == np.array([0, 0, 1, 1, 1], bool)).all()
 
 
 def test_threshold_best_f1_without_anomalies_warns_and_falls_back():
