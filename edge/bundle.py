@@ -41,7 +41,7 @@ BUNDLE_FILES = frozenset({SPEC_FILE, MODEL_FILE, "aezoo_model.c", "aezoo_model.h
 QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 # Full-integer modes: calibrated on representative inputs, integer input and output tensors.
 INTEGER_MODES = ("int8", "int16x8")
-# Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT / AI Edge Quantizer on the float .tflite.
+# Who made an int8 model: TensorFlow's TFLiteConverter, or the LiteRT Quantizer (litert-quantizer) on the float .tflite.
 QUANTIZERS = ("tflite-converter", "litert")
 TENSOR_DTYPES = ("int8", "uint8", "int16", "float32")
 

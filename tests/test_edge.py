@@ -515,8 +515,8 @@ def test_an_interrupted_swap_is_recovered(tmp_path):
 
 @pytest.mark.slow
 def test_litert_quantizer_export_ranks_like_the_float_model(trained, data, tmp_path):
-    """The second int8 path: the AI Edge Quantizer on the float .tflite, calibrated on normal training images."""
-    pytest.importorskip("ai_edge_quantizer")
+    """The second int8 path: the LiteRT Quantizer on the float .tflite, calibrated on normal training images."""
+    pytest.importorskip("litert_quantizer")
     from sklearn.metrics import roc_auc_score
 
     from edge.scoring import score_reconstruction

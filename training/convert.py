@@ -53,7 +53,7 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
         representative: normal float32 inputs shaped like the graph's input, to calibrate
             activation ranges; required for "int8".
         batch_size: fixed batch dimension (1 for TFLite Micro), or None for a dynamic batch.
-        quantizer: for "int8", "tflite-converter" (default) or "litert" (the AI Edge Quantizer's
+        quantizer: for "int8", "tflite-converter" (default) or "litert" (the LiteRT Quantizer's
             static int8 recipe on the float model, calibrated on ``representative``).
         per_tensor_dense: for the TFLite converter's int8, one scale per dense layer instead of one per output
             unit (what a microcontroller build uses: see :data:`MICRO_PER_TENSOR_DENSE`).
@@ -112,11 +112,14 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
 
 
 def litert_int8(floating: bytes, representative: np.ndarray) -> bytes:
-    """Full-integer int8 of a float .tflite with the LiteRT / AI Edge Quantizer, calibrated on ``representative``."""
+    """Full-integer int8 of a float .tflite with the LiteRT Quantizer, calibrated on ``representative``.
+
+    ``litert-quantizer`` is what ``ai-edge-quantizer`` (frozen at 0.10) became, with the same API.
+    """
     try:
-        from ai_edge_quantizer import quantizer as aeq, recipe
+        from litert_quantizer import quantizer as aeq, recipe
     except ImportError:
-        raise UserError("--quantizer litert needs the AI Edge Quantizer: pip install ai-edge-quantizer") from None
+        raise UserError("--quantizer litert needs the LiteRT Quantizer: pip install litert-quantizer") from None
     from ai_edge_litert.interpreter import Interpreter
 
     signatures = Interpreter(model_content=floating).get_signature_list()
@@ -132,7 +135,7 @@ def litert_int8(floating: bytes, representative: np.ndarray) -> bytes:
 
 @contextlib.contextmanager
 def _quiet_stdout() -> Any:
-    """The AI Edge Quantizer prints its progress and a size summary to stdout."""
+    """The LiteRT Quantizer prints its progress and a size summary to stdout."""
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield
 

@@ -2,7 +2,7 @@
 
 ``aezoo report RUN`` (:func:`build_report`) puts in one table, for the detector of a
 training run: the float Keras detector; float32, float16, dynamic-range, full-int8 and 16x8 (16-bit
-activations) TFLite conversions; full int8 by the LiteRT / AI Edge Quantizer; and the int8 TFLite detectors of its compressed runs (QAT,
+activations) TFLite conversions; full int8 by the LiteRT Quantizer; and the int8 TFLite detectors of its compressed runs (QAT,
 pruned, clustered, ...; made by ``training.compress.optimize_run`` or reused). Per row:
 test AUROC and its change against the float detector, recall at 5% FPR, file and
 ``gzip -9`` size, batch-1 latency through ``edge.Detector`` and the bare ``invoke()``

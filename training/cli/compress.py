@@ -56,8 +56,8 @@ def register(sub: Any) -> None:
     p.add_argument("--representative", type=int_arg(1, 100_000), default=500, metavar="N",
                    help="normal training inputs used to calibrate int8 (default: 500)")
     p.add_argument("--quantizer", choices=QUANTIZERS, default=QUANTIZERS[0],
-                   help="who makes the int8 model: TensorFlow's TFLiteConverter (default) or the LiteRT / AI Edge "
-                        "Quantizer on the float .tflite")
+                   help="who makes the int8 model: TensorFlow's TFLiteConverter (default) or the LiteRT Quantizer "
+                        "(litert-quantizer) on the float .tflite")
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
