@@ -10,7 +10,6 @@ float32 in [0, 1]; the bundle records size and color mode, the device divides ui
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
