@@ -275,9 +275,10 @@ def _load_npy(path: Path) -> np.ndarray:
         except (ValueError, OSError, EOFError) as exc:
             raise UserError(f"{str(path)!r} has no readable .npy header: {exc}") from None
         claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if not dtype.hasobject else 0
-        if claimed > path.stat().st_size - f.tell():  # a header that claims more than the file holds: never allocated
+        held = path.stat().st_size - f.tell()
+        if claimed > held:  # a header that claims more than the file holds: never allocated
             raise UserError(f"{str(path)!r} is truncated or its header is wrong: it claims an array of shape {shape} "
-                            f"({claimed:,} bytes), the file holds {path.stat().st_size - f.tell():,} after its header")
+                            f"({claimed:,} bytes), the file holds {held:,} after its header")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:

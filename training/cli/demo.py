@@ -52,9 +52,10 @@ def _prepare(k: int) -> tuple[Any, list[str]]:
 
 
 def _build_entry(split: Any, out: Path, settings: Any) -> dict:
+    import zoo
     from training import pipeline, runs
 
-    quant = settings.quant_for("nap")
+    quant = settings.quant_for(zoo.model_info(MODEL).score)
     how = f"QAT fine-tune ({settings.qat_epochs} epochs) -> int8 export" if quant == "int8" else f"{quant} export"
     print(f"[2/6] {MODEL}: train (up to {settings.epochs} epochs) -> fit its score -> {how} -> evaluate float, "
           f"{'QAT, ' if quant == 'int8' else ''}{quant}, PCA and kNN")
