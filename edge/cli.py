@@ -234,7 +234,7 @@ def detect(args: argparse.Namespace) -> int:
     if detector.spec.get("upgraded_from_version") == 1:
         print(f"{PROG} detect: note: {args.bundle} is a version-1 bundle: its threshold and preprocessing carry no "
               "integrity hash, so they are unverified; re-export it to have them checked", file=sys.stderr)
-    x, names = read_inputs(detector, args.files)
+    x, names = read_inputs(detector, args.files, "detect")
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)
     broken = [n for n, s in zip(names, scores) if not math.isfinite(s)]
@@ -256,11 +256,14 @@ def detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_inputs(detector: Any, paths: Sequence[str]) -> tuple[Any, list[str]]:
-    """(prepared inputs, one name each) of input files for ``detector``; a bad file is named in the error."""
+def read_inputs(detector: Any, paths: Sequence[str], command: str) -> tuple[Any, list[str]]:
+    """(prepared inputs, one name each) of input files for ``detector``; a bad file is named in the error.
+
+    How each CSV's first row was read (header or data) goes to stderr under ``command``'s name.
+    """
     import numpy as np
 
-    from edge.inputs import load_input_file
+    from edge.inputs import describe_csv, load_input_file
 
     names, arrays = [], []
     for path in paths:
@@ -270,6 +273,8 @@ def read_inputs(detector: Any, paths: Sequence[str]) -> tuple[Any, list[str]]:
             raise UserError(f"{path}: {exc}") from None
         if not len(x):
             raise UserError(f"{path}: holds no inputs (an empty array)")
+        if path.lower().endswith(".csv"):  # the header rule cannot know a header of numbers: say what was taken
+            print(f"{PROG} {command}: {describe_csv(path)}", file=sys.stderr)
         arrays.append(x)
         names += labels
     return np.concatenate(arrays), names
@@ -287,7 +292,7 @@ def calibrate(args: argparse.Namespace) -> int:
                         "give a new folder")
     detector = Detector.load(args.bundle, num_threads=args.threads, public_key=args.public_key)
     old = detector.threshold_
-    x, _ = read_inputs(detector, args.files)
+    x, _ = read_inputs(detector, args.files, "calibrate")
     files = ", ".join(args.files) if len(args.files) <= 3 else f"{args.files[0]} and {len(args.files) - 1} more files"
     result = detector.calibrate(x, method=args.method, percentile=args.percentile, k=args.k, prepared=True,
                                 source=f"{len(x)} normal inputs from {files} (aezoo calibrate)")
@@ -313,7 +318,7 @@ def agreement(args: argparse.Namespace) -> int:
     from edge.detector import Detector
 
     model, spec = read_bundle(args.bundle)
-    x, _ = read_inputs(Detector(model, spec), args.files)
+    x, _ = read_inputs(Detector(model, spec), args.files, "agreement")
     report = _agreement.measure(model, spec, x, inputs=f"{len(args.files)} input file(s)", prepared=True)
     recorded = spec["provenance"].get("agreement")
     if args.json:

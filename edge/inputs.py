@@ -16,7 +16,9 @@ name to its unit, registered with :func:`input_kind`:
 Images (PNG, JPEG, BMP, ... anything Pillow opens) are converted to a color mode
 and, when asked, resized bilinearly with Pillow, so a bundle's preprocessing
 reproduces exactly what training saw. Feature vectors come from CSV files: one
-vector per row; a first row with any non-numeric cell is a header. Recordings come
+vector per row. The header rule (:func:`header_of`) is the same for vectors and
+recordings: the first row is a header when any of its cells is not a number, and
+the commands say which they found (:func:`describe_csv`). Recordings come
 from CSV files in the TimeEval layout (``timestamp``, channel columns, optional
 ``is_anomaly``) or ``.npy`` arrays [T, C]. Every bad row is refused with its line number.
 """
@@ -72,6 +74,26 @@ def _csv_rows(path: Path, expected: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def header_of(rows: list[tuple[int, list[str]]]) -> list[str] | None:
+    """The header of a CSV's rows by rule: the first row, when any of its cells is not a number; else None.
+
+    A header made only of numbers cannot be told from data by any rule, so the
+    commands state what they took (:func:`describe_csv`) rather than guess.
+    """
+    first = rows[0][1]
+    return None if all(is_number(c) for c in first) else [c.strip() for c in first]
+
+
+def describe_csv(path: str | os.PathLike) -> str:
+    """One line saying how a CSV's first row was read: as the header (naming it) or as data."""
+    rows = _csv_rows(Path(path), "one row per line")
+    header = header_of(rows)
+    if header is None:
+        return f"{path}: no header (every cell of line {rows[0][0]} is a number): all {len(rows)} rows are data"
+    shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+    return f"{path}: line {rows[0][0]} is the header ({shown}); {len(rows) - 1} data rows"
+
+
 def read_csv(path: str | os.PathLike, *, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Read a CSV of feature vectors: return (features float32 (N, F), labels int64 or None, feature names).
 
@@ -88,10 +110,8 @@ def read_csv(path: str | os.PathLike, *, label_column: str | None = None) -> tup
     if not path.is_file():
         raise UserError(f"CSV file not found: {str(path)!r}")
     rows = _csv_rows(path, "one feature vector per line")
-    header = None
-    if not all(is_number(c) for c in rows[0][1]):
-        header = [c.strip() for c in rows[0][1]]
-        rows = rows[1:]
+    header = header_of(rows)
+    rows = rows[1:] if header else rows
     width = len(header) if header else len(rows[0][1]) if rows else 0
     label_index = _label_index(path, header, label_column)
     values, labels = [], []
@@ -212,7 +232,7 @@ def read_recording(path: str | os.PathLike) -> Recording:
     if path.suffix.lower() == ".npy":
         return _npy_recording(path)
     rows = _csv_rows(path, "a header (timestamp, channels..., is_anomaly) and one row per sample")
-    header = [c.strip() for c in rows[0][1]] if not all(is_number(c) for c in rows[0][1]) else None
+    header = header_of(rows)
     rows = rows[1:] if header else rows
     names = header if header is not None else [f"ch{j}" for j in range(len(rows[0][1]))] if rows else []
     lower = [n.lower() for n in names]

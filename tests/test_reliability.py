@@ -286,13 +286,14 @@ def test_images_and_arrays_that_claim_too_much_are_refused_before_decoding(tmp_p
 
 
 def test_a_seeded_sweep_of_user_inputs_finds_no_crash_no_wrong_answer_and_no_changed_file(tmp_path):
-    """training.fuzz: generated image files, arrays, recordings, edited bundles (hash recomputed or not) and
-    arguments, each in a sandbox beside the user's files: exit 0 with the right answer or exit 2 with a message.
+    """training.fuzz: generated image files, arrays, vector CSVs, recordings, edited bundles (hash recomputed or not),
+    edited zoo manifests and arguments, each in a sandbox beside the user's files: exit 0 with the right answer (and,
+    for a CSV, a statement of how its first row was read) or exit 2 with a message.
     (`aezoo bench fuzz --cases 3000` is the long run, in BENCHMARKS.md.)"""
     from training.fuzz import sweep
 
     r = sweep(150, tmp_path, seed=20261201)
-    assert set(r["per_surface"]) == {"image file", "array", "recording", "bundle", "arguments"}
+    assert set(r["per_surface"]) == {"image file", "array", "vector file", "recording", "bundle", "manifest", "arguments"}
     assert all(c["exit 0"] > 0 and c["exit 2"] > 0 for c in r["per_surface"].values()), r["per_surface"]
     assert r["problems"] == []
 
@@ -325,3 +326,20 @@ def test_a_version_2_spec_relabelled_as_version_1_is_refused(tmp_path, capsys):
     assert main(["detect", str(v1), str(tmp_path / "x.npy")]) == 0
     err = capsys.readouterr().err
     assert "version-1 bundle" in err and "unverified" in err
+
+
+def test_a_csvs_first_row_is_read_by_one_rule_and_the_commands_say_which(tmp_path, capsys):
+    """The first row is a header when any cell is not a number (vectors and recordings alike); `aezoo data info` and
+    `aezoo detect` state what they took, so a header made of numbers cannot silently become a data row."""
+    from edge.inputs import describe_csv, read_csv, read_recording
+
+    (tmp_path / "named.csv").write_text("\ufeffa,b,label\n1,2,0\n3,4,1\n")
+    (tmp_path / "bare.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "numeric_header.csv").write_text("10,20\n1,2\n")
+    assert read_csv(tmp_path / "named.csv", label_column="label")[0].tolist() == [[1, 2], [3, 4]]
+    assert read_csv(tmp_path / "bare.csv")[0].shape == (2, 2)
+    assert read_recording(tmp_path / "named.csv").channels == ["a", "b", "label"]
+    assert describe_csv(tmp_path / "named.csv").endswith("line 1 is the header (a, b, label); 2 data rows")
+    assert describe_csv(tmp_path / "numeric_header.csv").endswith("no header (every cell of line 1 is a number): all 2 rows are data")
+    assert main(["data", "info", str(tmp_path / "named.csv")]) == 0
+    assert "read as:   " + str(tmp_path / "named.csv") + ": line 1 is the header" in capsys.readouterr().out

@@ -88,7 +88,15 @@ def class_names(dataset: Any) -> list[str]:
 def describe(dataset: Any, *, data_dir: str | os.PathLike | None = None) -> dict:
     """Describe a dataset: where it is stored, the input shape, split sizes, classes (named ones are prepared first)."""
     source = as_source(dataset, data_dir)
-    return {"input_kind": source.kind, **source.unit.describe(source)}
+    return {"input_kind": source.kind, **source.unit.describe(source), "csv_headers": csv_headers(source)}
+
+
+def csv_headers(source: Source) -> list[str]:
+    """How the first row of each CSV file of ``source`` was read (header or data), a line each."""
+    from edge.inputs import describe_csv
+
+    paths = [str(source.path), source.test_data]
+    return [describe_csv(p) for p in paths if p is not None and p.lower().endswith(".csv")]
 
 
 def one_class_split(dataset: Any = "fashion_mnist", normal_class: int = 0, *,

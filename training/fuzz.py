@@ -40,6 +40,7 @@ class Case:
     # "refuse" (exit 2), "same" (exit 0 and scores == want), "same or refuse", "either" (0 with finite scores, or 2)
     expect: str = "either"
     want: list[float] | None = None
+    says: str | None = None  # what stderr must say on exit 0 (how a CSV's first row was read)
 
 
 @dataclasses.dataclass
@@ -76,7 +77,8 @@ def _declaring(width: int, height: int) -> bytes:
 class Fuzzer:
     """Generates and runs cases against the repository zoo's image and series bundles."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, workdir: Path | None = None):
+        """``workdir``: where the vector bundle is trained once (none: no vector cases)."""
         from edge import Detector
         from zoo import pretrained
 
@@ -85,8 +87,16 @@ class Fuzzer:
         self.series_bundle = pretrained.detector_dir(*SERIES_BUNDLE)
         self.image = Detector.load(self.image_bundle)
         self.series = Detector.load(self.series_bundle)
+        self.entry_key = pretrained.entry_key(*IMAGE_BUNDLE)
+        self.entry_record = pretrained.read_manifest()["entries"][self.entry_key]
+        self.entry = pretrained.saved_models_dir() / self.entry_record["path"]
+        self.entry_files = {str(p.relative_to(self.entry)): p.read_bytes() for p in self.entry.rglob("*") if p.is_file()}
         self.makers: list[Callable[[], Case]] = [self.image_file, self.image_array, self.recording, self.edited_spec,
-                                                  self.arguments]
+                                                  self.manifest, self.arguments]
+        if workdir is not None:
+            self.vector_bundle = _vector_bundle(workdir)
+            self.vector = Detector.load(self.vector_bundle)
+            self.makers.append(self.vector_file)
 
     # -- the generators: each returns one case -------------------------------------------------------------------
 
@@ -211,6 +221,88 @@ class Fuzzer:
         return Case("recording", ".npy [T, 1]", ["detect", str(self.series_bundle), "{s}/rec.npy", "--json"],
                     {"rec.npy": npy}, "either")
 
+    def vector_file(self) -> Case:
+        """A CSV or .npy of feature vectors for the vector bundle; what the first row was taken as must be said."""
+        rng = self.rng
+        rows = np.round(rng.standard_normal((int(rng.integers(1, 6)), VECTOR_FEATURES)), 4)
+        want = self.vector.score(rows).tolist()
+        names = [f"f{j}" for j in range(VECTOR_FEATURES)]
+        lines = [",".join(f"{v:.4f}" for v in r) for r in rows]
+        detect = ["detect", str(self.vector_bundle), "{s}/v.csv", "--json"]
+        kind = rng.integers(10)
+
+        def csv(text_lines: list[str], bom: bool = False) -> dict[str, bytes]:
+            return {"v.csv": (b"\xef\xbb\xbf" if bom else b"") + ("\n".join(text_lines) + "\n").encode()}
+
+        if kind == 0:
+            return Case("vector file", "CSV with a header", detect, csv([",".join(names), *lines]), "same", want,
+                        says="is the header")
+        if kind == 1:
+            return Case("vector file", "CSV without a header, with a BOM", detect, csv(lines, bom=True), "same", want,
+                        says="no header")
+        if kind == 2:
+            labelled = [",".join([*names[:2], "label", *names[2:]])] + [
+                ",".join([*line.split(",")[:2], "0", *line.split(",")[2:]]) for line in lines]
+            return Case("vector file", "a label column among the features", detect, csv(labelled), "same", want,
+                        says="is the header")
+        if kind == 3:
+            bad = lines.copy()
+            i = int(rng.integers(len(bad)))
+            cell = str(rng.choice(["", "x", "nan", "inf", "1e39", "1_0", "0x10"]))
+            bad[i] = ",".join([cell, *bad[i].split(",")[1:]])
+            return Case("vector file", f"cell {cell!r}", detect, csv([",".join(names), *bad]), "refuse")
+        if kind == 4:
+            bad = lines.copy()
+            bad[-1] += ",1"
+            return Case("vector file", "a row with an extra column", detect, csv([",".join(names), *bad]), "refuse")
+        if kind == 5:
+            fewer = [",".join(line.split(",")[:-1]) for line in lines]
+            return Case("vector file", "one feature fewer", detect, csv(fewer), "refuse")
+        if kind == 6:
+            return Case("vector file", "header only", detect, csv([",".join(names)]), "refuse")
+        if kind == 7:
+            return Case("vector file", "random bytes", detect, {"v.csv": rng.bytes(int(rng.integers(1, 300)))}, "refuse")
+        if kind == 8:
+            return Case("vector file", "float64 .npy", ["detect", str(self.vector_bundle), "{s}/v.npy", "--json"],
+                        {"v.npy": _npy(rows)}, "same", want)
+        return Case("vector file", "a header of numbers", detect, csv(["1,2,3,4", *lines]), "either", says="no header")
+
+    def manifest(self) -> Case:
+        """A one-entry zoo folder whose manifest or entry files are edited; ``zoo verify`` / ``zoo list`` read it."""
+        from zoo import pretrained
+
+        rng = self.rng
+        key = self.entry_key
+        doc = copy.deepcopy({**pretrained.read_manifest(), "entries": {key: self.entry_record}})
+        files = {f"zoo/{self.entry_record['path']}/{name}": data for name, data in self.entry_files.items()}
+        command = [["zoo", "verify"], ["zoo", "list"]][int(rng.integers(2))] + ["--saved-models", "{s}/zoo"]
+        kind = rng.integers(5)
+        expect, name = "either", "unedited"
+        if kind == 0:
+            expect = "same"
+        elif kind == 1:
+            leaves = _leaf_paths(doc["entries"][key])
+            path = ("entries", key, *leaves[int(rng.integers(len(leaves)))])
+            value = ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]
+            _set(doc, path, value)
+            name = f"{'.'.join(map(str, path[2:]))} = {value!r}"
+        elif kind == 2:
+            victim = f"zoo/{self.entry_record['path']}/{sorted(self.entry_files)[int(rng.integers(len(self.entry_files)))]}"
+            data = bytearray(files[victim])
+            data[int(rng.integers(len(data)))] ^= 0xFF
+            files[victim] = bytes(data)
+            expect, name = ("refuse", "an entry file flipped") if command[1] == "verify" else ("either", "an entry file flipped")
+        elif kind == 3:
+            doc["entries"][key]["files"] = {str(rng.choice(["../../x", "/etc/hostname", "card.json/../../y"])): {
+                "sha256": "0" * 64, "bytes": 1}}
+            expect, name = "refuse", "a file key outside the entry"
+        text = json.dumps(doc).encode()
+        if kind == 4:
+            text, name = text[: int(rng.integers(0, len(text)))], "a truncated manifest"
+            expect = "refuse"
+        files["zoo/manifest.json"] = text
+        return Case("manifest", f"{' '.join(command[:2])}: {name}", command, files, expect)
+
     def edited_spec(self) -> Case:
         """A detector.json with one field changed, its hash recomputed (as anyone who edits it can), or not."""
         from edge.bundle import spec_digest
@@ -285,6 +377,8 @@ def _judge(case: Case, code: int, out: str, err: str, changed: list[str]) -> str
         return "" if err.strip() else "exit 2 without a message"
     if case.expect == "refuse":
         return "accepted what it must refuse"
+    if case.says is not None and case.says not in err:
+        return f"did not say {case.says!r} on stderr: {err.strip()[-200:]}"
     scores = _scores(out)
     if scores is None:
         return ""  # a command without scores (models, zoo list, calibrate...)
@@ -311,6 +405,27 @@ def _tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+VECTOR_FEATURES = 4
+
+
+def _vector_bundle(root: Path) -> Path:
+    """A small dense_ae detector of generated feature vectors (one epoch; its answers are what the fuzz compares)."""
+    import training
+    from training.convert import export_run
+
+    bundle = root / "bundle"
+    if (bundle / "detector.json").is_file():
+        return bundle
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 2)) @ rng.standard_normal((2, VECTOR_FEATURES))
+    root.mkdir(parents=True, exist_ok=True)
+    np.savetxt(root / "train.csv", x, delimiter=",", header=",".join(f"f{j}" for j in range(VECTOR_FEATURES)),
+               comments="", fmt="%.5f")
+    training.train(model="dense_ae", dataset=str(root / "train.csv"), score="mse", normal_class=0, epochs=1, min_steps=0,
+                   out=root / "run", plots=False, verbose=0)
+    return export_run(root / "run", bundle)
+
+
 def _leaf_paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     if isinstance(node, dict) and node:
         return [p for k, v in node.items() for p in _leaf_paths(v, (*prefix, k))]
@@ -327,7 +442,7 @@ def _set(node: Any, path: tuple, value: Any) -> None:
 
 def sweep(cases: int, sandbox: Path, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
     """Run ``cases`` generated cases; return the counts per surface and outcome, and every problem found."""
-    fuzzer = Fuzzer(seed)
+    fuzzer = Fuzzer(seed, sandbox / "vector")
     counts: dict[str, dict[str, int]] = {}
     problems = []
     for i in range(cases):

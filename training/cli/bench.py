@@ -80,8 +80,8 @@ def register(sub: Any) -> None:
     c.set_defaults(func=_corruption)
     fz = bsub.add_parser("fuzz", help="a seeded sweep of generated user inputs (files, edited bundles, arguments) "
                                       "through aezoo: every case must end correct or in a clear refusal",
-                         description="Generates --cases cases (image files, arrays, recordings, detector.json edits with "
-                                     "and without a recomputed hash, arguments; training.fuzz) and runs each in a sandbox "
+                         description="Generates --cases cases (image files, arrays, vector CSVs, recordings, detector.json "
+                                     "edits with and without a recomputed hash, zoo manifest edits, arguments; training.fuzz) and runs each in a sandbox "
                                      "beside the user's own files. A problem: exit 1 or a traceback, a wrong answer with "
                                      "exit 0, a non-finite score judged, a changed user file.")
     fz.add_argument("--cases", type=int_arg(1, 1_000_000), default=1000, help="default 1000")

@@ -58,4 +58,6 @@ def _info(args: argparse.Namespace) -> int:
         print(f"    {split:<10} {count:>7,} examples")
     names = info["class_names"]
     print(f"  classes ({len(names)}): " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    for line in info["csv_headers"]:
+        print(f"  read as:   {line}")
     return 0

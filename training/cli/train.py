@@ -181,6 +181,7 @@ def _default_out(config: Any, every: bool) -> str:
 
 
 def _print_result(result: Any) -> None:
+    from training.data import csv_headers
     from training.evaluate import format_reconstruction_report, format_report
 
     if result.config.all_classes:
@@ -189,6 +190,8 @@ def _print_result(result: Any) -> None:
         print(format_report(result.metrics))
         for warning in result.metrics.get("checks", {}).get("warnings", []):
             print(f"WARNING: {warning}")
+    for line in csv_headers(result.config.data_source()):
+        print(f"read as: {line}")
     h = result.history
     print(f"trained {h['epochs_run']} epochs ({h['steps_run']} steps) in {h['train_seconds']:.1f} s "
           f"({h['images_per_second']:.0f} inputs/s); best epoch {h['best_epoch'] + 1}; budget: {h['budget']['reason']}; "

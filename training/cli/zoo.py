@@ -222,12 +222,14 @@ def _verify(args: argparse.Namespace) -> int:
     limit = pretrained.MAX_TOTAL_BYTES
     print(f"{len(records) - bad} of {len(records)} entries verified; saved_models holds {total / 2**20:.1f} MiB "
           f"(limit {limit / 2**20:.0f} MiB)")
-    if bad:
-        print("Restore the files with `git checkout -- saved_models/...` or rebuild them with "
-              "`aezoo zoo build --models MODEL --classes K`.")
     if not records:
         raise UserError(f"{root / pretrained.MANIFEST} lists no entries: nothing to verify")
-    return 1 if bad or total > limit else 0
+    if bad:  # a failed check is the user's data, not a bug: exit 2 like every refusal (1 means an internal error)
+        raise UserError(f"{bad} of {len(records)} entries failed (listed above); restore their files with "
+                        "`git checkout -- saved_models/...` or rebuild them with `aezoo zoo build --models MODEL --classes K`")
+    if total > limit:
+        raise UserError(f"saved_models holds {total / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB limit")
+    return 0
 
 
 def _compare_scores(args: argparse.Namespace) -> int:
