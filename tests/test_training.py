@@ -208,7 +208,9 @@ def test_resume_continues_from_the_checkpoint(small_trouser, tmp_path, monkeypat
     assert resumed.history["val_loss"][-1] == pytest.approx(plain.history["val_loss"][-1], rel=0.15)
 
     again = trainer.train(cfg, out=tmp_path / "again", split=small_trouser, verbose=0, plots=False)
-    assert again.metrics["model"]["auroc"] == pytest.approx(plain.metrics["model"]["auroc"], abs=0.005)
+    # The same config and data train the same model: seeded, deterministic ops.
+    assert again.history["val_loss"] == plain.history["val_loss"]
+    assert again.metrics["model"]["auroc"] == plain.metrics["model"]["auroc"]
 
     with pytest.raises(UserError, match="already finished"):
         trainer.train(out=out, resume=True, split=small_trouser, verbose=0)
@@ -217,9 +219,14 @@ def test_resume_continues_from_the_checkpoint(small_trouser, tmp_path, monkeypat
 
 
 @pytest.mark.slow
-def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path):
-    from training import train_all
+def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path, monkeypatch):
+    from training import data, train_all
 
+    full = data.one_class_split
+    # Each class's own split, cut to a tenth: train_all's loop and summary are what this tests, not the figures.
+    monkeypatch.setattr(data, "one_class_split", lambda source, k, *a, **kw: dataclasses.replace(
+        s := full(source, k, *a, **kw), x_train=s.x_train[:1024], x_val=s.x_val[:128], x_test=s.x_test[:2000],
+        y_test=s.y_test[:2000], test_labels=s.test_labels[:2000]))
     summary = train_all(model="dense_ae", epochs=1, min_steps=0, out=tmp_path, classes=[1, 8], plots=False)
     assert [r["class"] for r in summary["classes"]] == [1, 8]
     assert 0.5 < summary["model_mean_auroc"] <= 1 and summary["model_min_auroc"] <= summary["model_mean_auroc"]

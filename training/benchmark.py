@@ -304,30 +304,27 @@ def write_small_folder(out: Path, per_class: int = 100, *, seed: int = 0) -> Pat
 
     A user's small folder, made reproducibly (a seeded draw of the train split); the
     test split is written whole so the numbers are comparable with the full protocol.
-    Written beside ``out`` and renamed into place, so ``out`` exists only complete.
+    Written beside ``out`` and renamed into place (:func:`zoo.files.atomic_dir`), so ``out`` exists only complete.
     """
-    import shutil
-
     from PIL import Image
 
     from training import data
+    from zoo.files import atomic_dir
 
     names = data.class_names("fashion_mnist")
     rng = np.random.default_rng(seed)
-    final, out = out, out.with_name(out.name + ".partial")
-    shutil.rmtree(out, ignore_errors=True)
-    for split in ("train", "test"):
-        x, labels = data.load_split("fashion_mnist", split)
-        for k, name in enumerate(names):
-            idx = np.flatnonzero(labels == k)
-            if split == "train":
-                idx = np.sort(rng.choice(idx, per_class, replace=False))
-            folder = out / split / name.replace("/", "-")
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in idx:
-                Image.fromarray(np.round(x[i, ..., 0] * 255).astype(np.uint8), "L").save(folder / f"{i}.png")
-    os.replace(out, final)
-    return final
+    with atomic_dir(out) as tmp:
+        for split in ("train", "test"):
+            x, labels = data.load_split("fashion_mnist", split)
+            for k, name in enumerate(names):
+                idx = np.flatnonzero(labels == k)
+                if split == "train":
+                    idx = np.sort(rng.choice(idx, per_class, replace=False))
+                folder = tmp / split / name.replace("/", "-")
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in idx:
+                    Image.fromarray(np.round(x[i, ..., 0] * 255).astype(np.uint8), "L").save(folder / f"{i}.png")
+    return out
 
 
 def small_images(out: str | Path, *, models: Sequence[str], per_class: int = 100, epochs: int = 30, seed: int = 0) -> dict:
@@ -336,6 +333,8 @@ def small_images(out: str | Path, *, models: Sequence[str], per_class: int = 100
 
     out = Path(out)
     folder = out / f"fashion_mnist_{per_class}_per_class"
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not the image folder this benchmark writes there; move it or choose another --out")
     if not folder.is_dir():
         write_small_folder(folder, per_class, seed=seed)
     result = {"folder": str(folder), "per_class": per_class, "models": {}, "machine": runs.machine_info()}
@@ -431,6 +430,7 @@ def corruption_check(bundle: str | Path, out: str | Path, *, cases: int = 500, s
     import contextlib
     import io
     import shutil
+    import tempfile
 
     from edge.cli import main as detect_main
     from training import data
@@ -452,8 +452,9 @@ def corruption_check(bundle: str | Path, out: str | Path, *, cases: int = 500, s
     rng = np.random.default_rng(seed)
     counts = {"exit_0_same_verdicts": 0, "exit_2_clear_error": 0, "wrong_or_crash": 0, "by_kind": {}}
     failures = []
+    scratch = Path(tempfile.mkdtemp(prefix=".aezoo-corruption-", dir=out))  # ours alone: nothing of the user's in it
     for i in range(cases):
-        case = out / "case"
+        case = scratch / "case"
         shutil.rmtree(case, ignore_errors=True)
         shutil.copytree(bundle, case)
         kind = ("model_byte", "spec_byte", "spec_field")[i % 3]
@@ -472,7 +473,7 @@ def corruption_check(bundle: str | Path, out: str | Path, *, cases: int = 500, s
         counts[outcome] += 1
         counts["by_kind"].setdefault(kind, {}).setdefault(outcome, 0)
         counts["by_kind"][kind][outcome] += 1
-    shutil.rmtree(out / "case", ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     result = {"bundle": str(bundle), "cases": cases, "seed": seed, **counts, "failures": failures[:20]}
     write_json(out / "corruption.json", result)
     return result

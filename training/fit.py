@@ -150,11 +150,14 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
         if getattr(model, "optimizer", None) is None:
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
     progress = EarlyStopping(plan.patience, Path(state_dir) if state_dir is not None else None)
-    cbs = [progress]
+    cbs = []
     if state_dir is not None:
         every = min(BACKUP_EVERY_BATCHES, plan.steps_per_epoch)
         backup = str(backup_dir or Path(state_dir) / BACKUP)
         cbs += [Backup(backup, plan.steps_per_epoch, save_freq=every, delete_checkpoint=False), Scalars(Path(state_dir) / LOGS)]
+    # state.json records an epoch only after the backup holds it: a kill between the two then retrains nothing
+    # that state.json calls done.
+    cbs.append(progress)
     train = make_pipeline(x_train, batch_size=plan.batch_size, shuffle=True, seed=config.seed, passes=plan.passes_per_epoch)
     val = make_pipeline(x_val, batch_size=plan.batch_size, shuffle=False, seed=config.seed)
     if strategy is not None:

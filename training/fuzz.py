@@ -440,8 +440,23 @@ def _set(node: Any, path: tuple, value: Any) -> None:
     node[path[-1]] = value
 
 
-def sweep(cases: int, sandbox: Path, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
-    """Run ``cases`` generated cases; return the counts per surface and outcome, and every problem found."""
+def sweep(cases: int, workdir: Path, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """Run ``cases`` generated cases; return the counts per surface and outcome, and every problem found.
+
+    The cases run in a scratch folder made for them inside ``workdir`` and removed afterwards: nothing
+    else in ``workdir`` is touched.
+    """
+    import tempfile
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    sandbox = Path(tempfile.mkdtemp(prefix=".aezoo-fuzz-", dir=workdir))
+    try:
+        return _sweep(cases, sandbox, seed, progress)
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def _sweep(cases: int, sandbox: Path, seed: int, progress: Callable[[int], None] | None) -> dict:
     fuzzer = Fuzzer(seed, sandbox / "vector")
     counts: dict[str, dict[str, int]] = {}
     problems = []
@@ -456,5 +471,4 @@ def sweep(cases: int, sandbox: Path, *, seed: int = 0, progress: Callable[[int],
                              "exit": outcome.code, "problem": outcome.problem})
         if progress is not None:
             progress(i)
-    shutil.rmtree(sandbox / "case", ignore_errors=True)
     return {"cases": cases, "seed": seed, "per_surface": counts, "problems": problems}

@@ -163,7 +163,7 @@ def _fuzz(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     with tqdm(total=args.cases, desc="fuzz", unit="case") as bar:
-        r = sweep(args.cases, out / "sandbox", seed=args.seed, progress=lambda i: bar.update(1))
+        r = sweep(args.cases, out, seed=args.seed, progress=lambda i: bar.update(1))
     for surface, counts in sorted(r["per_surface"].items()):
         print(f"  {surface:<11} {counts}")
     for p in r["problems"][:20]:
