@@ -14,7 +14,7 @@ import numpy as np
 
 # Untimed calls before the timed ones: first invocations allocate and warm caches.
 WARMUP = 100
-# PROTOCOL.md: the median over at least 1,000 invocations.
+# docs/PROTOCOL.md: the median over at least 1,000 invocations.
 ITERATIONS = 1000
 BATCH_REPEATS = 20
 

@@ -28,7 +28,7 @@ def fashion_mnist_ready() -> Path:
 
 @pytest.fixture(scope="session")
 def fashion_mnist_split(fashion_mnist_ready):
-    """The one-class split of PROTOCOL.md for normal class 0 (5,400 / 600 / 10,000 images)."""
+    """The one-class split of docs/PROTOCOL.md for normal class 0 (5,400 / 600 / 10,000 images)."""
     from training.data import one_class_split
 
     return one_class_split("fashion_mnist", 0)

@@ -443,3 +443,26 @@ def test_progress_is_one_line_per_epoch_in_a_log_and_a_bar_on_a_terminal(monkeyp
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     assert keras_verbosity("auto") == 1
     assert keras_verbosity(0) == 0 and keras_verbosity(1) == 1
+
+
+def test_a_logged_train_and_train_all_write_plain_lines_counted(tmp_path, capfd):
+    """`aezoo train` into a file (no terminal): no carriage return, at most 2 lines per epoch (Keras's epoch line
+    and "Epoch N/M"); a loop over classes prints one plain progress line per class instead of a redrawn bar."""
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((300, 2)) @ rng.standard_normal((2, 6))
+    csv = tmp_path / "v.csv"
+    np.savetxt(csv, rows, delimiter=",", header=",".join(f"f{j}" for j in range(6)), comments="", fmt="%.5f")
+    capfd.readouterr()
+    assert main(["train", "--model", "dense_ae", "--dataset", str(csv), "--score", "mse", "--epochs", "3",
+                 "--min-steps", "0", "--patience", "5", "--no-plots", "--out", str(tmp_path / "run")]) == 0
+    out, err = capfd.readouterr()
+    assert "\r" not in out + err
+    epochs = json.loads((tmp_path / "run" / "history.json").read_text())["epochs_run"]
+    epoch_lines = [line for line in (out + err).splitlines() if "loss" in line and "val_loss" in line or line.startswith("Epoch ")]
+    assert epochs == 3 and 3 <= len(epoch_lines) <= 2 * epochs, epoch_lines
+
+    from training.progress import progress
+
+    for k in progress(range(3), desc="classes", unit="class"):
+        pass
+    assert capfd.readouterr().err.splitlines() == [f"classes: class {n} of 3 (0 s)" for n in (1, 2, 3)]

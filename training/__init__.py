@@ -1,4 +1,4 @@
-"""Training and evaluation of zoo autoencoders on the one-class protocol (PROTOCOL.md).
+"""Training and evaluation of zoo autoencoders on the one-class protocol (docs/PROTOCOL.md).
 
 Importing ``training`` imports neither TensorFlow nor any data: the public names
 load on first use (PEP 562 ``__getattr__``)::

@@ -1,4 +1,4 @@
-"""The classical baselines of PROTOCOL.md, with the detector interface of scikit-learn and PyOD.
+"""The classical baselines of docs/PROTOCOL.md, with the detector interface of scikit-learn and PyOD.
 
 - :class:`PCABaseline`: reconstruction error through the components explaining 90%
   of the normal training variance;
@@ -152,7 +152,7 @@ class IsolationForestBaseline(_Baseline):
     """Anomaly detector: scikit-learn's IsolationForest (200 trees) on the flattened inputs; score = -score_samples.
 
     Args:
-        n_estimators: trees. Defaults to 200 (PROTOCOL.md). seed: the forest's random state. Defaults to 0.
+        n_estimators: trees. Defaults to 200 (docs/PROTOCOL.md). seed: the forest's random state. Defaults to 0.
         threshold_method, percentile, k: see ``edge.threshold.calibrate_threshold``.
     """
 

@@ -93,7 +93,7 @@ def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 3
     ``split`` replaces the dataset's ``training.data.all_classes_split`` (e.g. a subset for a quick check).
     """
     import zoo
-    from tqdm.auto import tqdm
+    from training.progress import progress
 
     from training import data
 
@@ -109,7 +109,7 @@ def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 3
                 "data_dir": data_dir, "verbose": verbose}
     rows: list[dict] = []
     images: dict = {}
-    bar = tqdm([(v, d) for d in dims for v in [None, *variants]], desc="beyond detection", unit="model")
+    bar = progress([(v, d) for d in dims for v in [None, *variants]], desc="beyond detection", unit="model")
     for variant, d in bar:  # variant None = PCA
         bar.set_postfix_str(f"{variant or 'PCA'} dim {d}")
         rows.append(_row(variant, d, out, split, settings, probe_max_iter, images))

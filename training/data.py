@@ -1,4 +1,4 @@
-"""Datasets as numpy arrays, and the one-class split of PROTOCOL.md: the one door to the input kinds.
+"""Datasets as numpy arrays, and the one-class split of docs/PROTOCOL.md: the one door to the input kinds.
 
 A dataset is described by a :class:`Source`: one of the named TensorFlow Datasets
 (:data:`DATASETS`, stored in the TFDS data directory: ``data_dir``, else
@@ -101,7 +101,7 @@ def csv_headers(source: Source) -> list[str]:
 
 def one_class_split(dataset: Any = "fashion_mnist", normal_class: int = 0, *,
                     data_dir: str | os.PathLike | None = None) -> OneClassSplit:
-    """Build the one-class split of PROTOCOL.md for ``normal_class``.
+    """Build the one-class split of docs/PROTOCOL.md for ``normal_class``.
 
     Args:
         dataset: One of :data:`DATASETS`, a folder or file path, or a :class:`Source`.

@@ -336,7 +336,7 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     Returns:
         ``{"built": [...keys], "skipped": [...keys], "seconds": float, "root": str}``.
     """
-    from tqdm.auto import tqdm
+    from training.progress import progress
 
     import zoo
     from training import data
@@ -354,7 +354,7 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     t_build = time.perf_counter()
     built, skipped = [], []
     plan = [(k, name) for k in classes for name in models][shard[0] - 1::shard[1]]
-    bar = tqdm(total=len(plan), desc=f"zoo build {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else ""),
+    bar = progress(total=len(plan), desc=f"zoo build {dataset}" + (f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else ""),
                unit="entry")
     for k in sorted({k for k, _ in plan}):
         split = None

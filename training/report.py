@@ -92,11 +92,11 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
         out: where report.md, report.json and bundles/ go. Defaults to ``RUN/report``.
         methods: compressed variants to include (``training.compress.METHODS``); an existing
             ``<RUN>-<method>`` folder is reused, a missing one made with ``epochs`` fine-tuning epochs.
-        iterations: timed batch-1 calls per row (PROTOCOL.md: at least 1000).
+        iterations: timed batch-1 calls per row (docs/PROTOCOL.md: at least 1000).
         batch: inputs per call for the throughput column.
         split: a prepared ``OneClassSplit`` (skips loading the run's data).
     """
-    from tqdm.auto import tqdm
+    from training.progress import progress
 
     from training import data
     from training.compress import METHODS
@@ -117,7 +117,7 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
            [("int8_litert", "int8 (LiteRT quantizer)", None, "int8")] + \
            [(f"{m}_int8", METHOD_LABELS[m], m, "int8") for m in methods]
     rows = []
-    for key, label, method, quant in tqdm(plan, desc=f"report {run.name}", unit="row"):
+    for key, label, method, quant in progress(plan, desc=f"report {run.name}", unit="row"):
         row: dict[str, Any] = {"key": key, "label": label, "method": method, "quant": quant or "float32 (Keras)"}
         if key == "keras":
             row.update(_keras_row(detector, split, run, settings))

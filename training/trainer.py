@@ -197,7 +197,7 @@ def train_all(config: TrainConfig | None = None, *, out: str | Path, classes: Se
         The summary: per class AUROC (model, PCA, kNN), training time and images/second;
         mean and minimum AUROC; the machine.
     """
-    from tqdm.auto import tqdm
+    from training.progress import progress
 
     from training import data
 
@@ -210,7 +210,7 @@ def train_all(config: TrainConfig | None = None, *, out: str | Path, classes: Se
     for k in classes:
         data.check_source(config.data_source(), k)
     rows = []
-    bar = tqdm(classes, desc=f"{config.model} on {Path(config.dataset).name}", unit="class")
+    bar = progress(classes, desc=f"{config.model} on {Path(config.dataset).name}", unit="class")
     for k in bar:
         bar.set_postfix_str(f"class {k} ({names[k]})")
         run = runs.Run(Path(out) / f"class_{k}")

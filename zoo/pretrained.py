@@ -74,7 +74,7 @@ def file_records(entry_dir: str | os.PathLike, names: Iterable[str] = ENTRY_FILE
 def _empty_manifest() -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION,
             "description": "Pretrained autoencoder zoo: one entry per model, dataset and normal class "
-                           "(written by `aezoo zoo build`; evaluated as in PROTOCOL.md).",
+                           "(written by `aezoo zoo build`; evaluated as in docs/PROTOCOL.md).",
             "entries": {}, "sessions": []}
 
 

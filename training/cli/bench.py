@@ -156,13 +156,13 @@ def _series_dev(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm.auto import tqdm
+    from training.progress import progress
 
     from training.fuzz import sweep
     from zoo.files import write_json
 
     out = Path(args.out)
-    with tqdm(total=args.cases, desc="fuzz", unit="case") as bar:
+    with progress(total=args.cases, desc="fuzz", unit="case") as bar:
         r = sweep(args.cases, out, seed=args.seed, progress=lambda i: bar.update(1))
     for surface, counts in sorted(r["per_surface"].items()):
         print(f"  {surface:<11} {counts}")

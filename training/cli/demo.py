@@ -107,7 +107,7 @@ def _comparison(record: dict) -> None:
         print(f"      {name:<18} {r['auroc']:>7.4f} {r['auprc']:>7.4f} {rec_text:>7} {r['f1']:>6.3f} {r['fpr']:>6.3f}  "
               f"{size_text:<18} {latency}")
     gap = m[q]["auroc"] - m["float"]["auroc"]
-    print(f"      {q} - float AUROC: {gap:+.4f} ({'within' if abs(gap) <= 0.005 else 'outside'} the 0.005 target of PROTOCOL.md)")
+    print(f"      {q} - float AUROC: {gap:+.4f} ({'within' if abs(gap) <= 0.005 else 'outside'} the 0.005 target of docs/PROTOCOL.md)")
 
 
 def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict) -> dict | None:

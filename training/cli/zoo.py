@@ -133,7 +133,7 @@ def _measured_int8_size(model: Any) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from training.progress import progress
 
     import zoo
     from zoo.registry import int8_size_estimate
@@ -144,7 +144,7 @@ def _models(args: argparse.Namespace) -> int:
     if not names:
         raise UserError(f"no model matches {args.pattern!r}. Valid models: {', '.join(zoo.list_models())}")
     rows = []
-    for name in tqdm(names, desc="models", unit="model", leave=False, disable=not args.measure):
+    for name in progress(names, desc="models", unit="model", leave=False, disable=not args.measure):
         info = zoo.model_info(name)
         if kind not in info.input_kinds:
             rows.append((name, info.family, ",".join(info.input_kinds), info.score, "-", "-", info.summary))

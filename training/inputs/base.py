@@ -3,7 +3,7 @@
 An input kind is one unit (:class:`InputUnit`) registered with :func:`register_input`:
 it says which sources are its own, loads their splits, names their classes, fits
 the preprocessing on normal training data and builds the one-class split of
-PROTOCOL.md. Its device side is the unit of the same name in ``edge.inputs``, which
+docs/PROTOCOL.md. Its device side is the unit of the same name in ``edge.inputs``, which
 applies the preprocessing the bundle records.
 """
 
@@ -120,7 +120,7 @@ class Units:
 
 @dataclass
 class OneClassSplit:
-    """The one-class protocol of PROTOCOL.md for one normal class.
+    """The one-class protocol of docs/PROTOCOL.md for one normal class.
 
     Attributes:
         dataset: Dataset name or path.
@@ -304,7 +304,7 @@ class InputUnit:
         return len(self.class_names(source))
 
     def one_class_split(self, source: Source, normal_class: int) -> OneClassSplit:
-        """The one-class split of PROTOCOL.md, preprocessing fitted on the normal training inputs only."""
+        """The one-class split of docs/PROTOCOL.md, preprocessing fitted on the normal training inputs only."""
         raise NotImplementedError
 
     def bundle_preprocessing(self, record: dict, input_shape: list[int]) -> dict:

@@ -25,7 +25,7 @@ def conv_ae(
     Args:
         input_shape: (height, width, channels), values in [0, 1]. Defaults to (28, 28, 1).
         latent_dim: width of the linear code layer ``latent``. Defaults to 16: with 32
-            the post-training int8 model exceeds the 64 KiB budget of PROTOCOL.md.
+            the post-training int8 model exceeds the 64 KiB budget of docs/PROTOCOL.md.
         filters: encoder filters per stride-2 convolution; the decoder mirrors them.
             Defaults to (8, 16, 32).
         kernel_size: convolution kernel size. Defaults to 3.

@@ -3,7 +3,7 @@
 Why the dense families default to 20 hidden units: a full-int8 TFLite file stores,
 per output channel, an int32 bias and per-channel quantization data (28 bytes),
 so the 784-wide output layer alone costs about 22 KiB beyond its weights; 20
-hidden units keep the 28x28x1 model under the 64 KiB budget of PROTOCOL.md.
+hidden units keep the 28x28x1 model under the 64 KiB budget of docs/PROTOCOL.md.
 """
 
 from __future__ import annotations
