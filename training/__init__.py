@@ -9,6 +9,8 @@ load on first use (PEP 562 ``__getattr__``)::
     detector, config = training.load_run("runs/trouser")
     training.evaluate_path("runs/trouser")      # a run folder, .keras file or detector bundle
     training.AutoencoderDetector(model="dense_ae").fit(x_train, x_val)
+    training.AutoencoderDetector(network=my_fitted_keras_model).calibrate(x_train, x_val).export("bundle/", x_train, x_val)
+    training.export_run("runs/trouser", "trouser-detector/")   # what `aezoo export` does
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _LAZY = {
     "train": "training.trainer",
     "train_all": "training.trainer",
     "load_run": "training.runs",
+    "export_detector": "training.convert",
+    "export_run": "training.convert",
     "Run": "training.runs",
     "evaluate_path": "training.evaluate",
     "evaluate_split": "training.evaluate",

@@ -46,7 +46,7 @@ def to_tflite(graph: Any, quant: str, representative: np.ndarray | None = None, 
     exports its mean path.
 
     Args:
-        graph: a tf_keras model with one float32 input.
+        graph: a Keras model (tf_keras or Keras 3) with one float32 input.
         quant: "float32", "float16" (float16 weights), "dynamic" (int8 weights, float
             activations), "int8" (full integer: weights, activations, input and outputs) or
             "int16x8" (int8 weights, 16-bit activations, input and outputs: TFLite's 16x8 mode).
@@ -87,7 +87,7 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
         # Explicit training=False: the one definition of "inference path" for every zoo variant.
         return graph(x, training=False)
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], graph)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], _trackable(graph))
     if quant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "float16":
@@ -109,6 +109,19 @@ def _convert(graph: Any, quant: str, representative: np.ndarray | None, batch_si
         return strip_names(bytes(converted)) if strip else bytes(converted)
     except Exception as exc:  # the converter raises ConverterError/RuntimeError with MLIR text
         raise RuntimeError(f"TFLite conversion of {graph.name!r} with quant={quant!r} failed: {exc}") from exc
+
+
+def _trackable(graph: Any) -> Any:
+    """What the converter freezes the variables of: a tf_keras model tracks its own; a Keras 3 model's variables wrap
+    TensorFlow ones that it does not expose as trackables, so they are handed over in a ``tf.Module`` (without it
+    the converted model reads unfrozen variables and fails on its first invoke)."""
+    from zoo.keras import tf, version_of
+
+    if version_of(graph) == 2:
+        return graph
+    holder = tf.Module()
+    holder.weights = [getattr(v, "value", v) for v in graph.weights]
+    return holder
 
 
 def litert_int8(floating: bytes, representative: np.ndarray) -> bytes:

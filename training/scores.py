@@ -19,8 +19,9 @@ reduction with ``edge.scoring.score_kind``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -59,6 +60,20 @@ def make_score(kind: str, options: dict | None = None) -> "Score":
     return cls(cls.Options(**options))
 
 
+def builds_with_models_keras(method: Callable) -> Callable:
+    """Run a method that builds Keras graphs around ``model`` with that model's Keras: a score works on tf_keras
+    models (the zoo's default, what TFMOT compresses) and on Keras 3 models (a user's own ``fit``) alike."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
+        from zoo.keras import building_with, version_of
+
+        with building_with(version_of(model)):
+            return method(self, model, *args, **kwargs)
+
+    return wrapper
+
+
 class Score:
     """Base of the score kinds: no parameters, the autoencoder's reconstruction as the only output."""
 
@@ -86,9 +101,10 @@ class Score:
         self.check_model(model)
         return self
 
+    @builds_with_models_keras
     def graph(self, model: Any) -> Any:
         """The Keras model ``input -> {name: output}`` whose outputs ``edge.scoring`` reduces."""
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         self.check_model(model)
         return keras.Model(model.inputs, {"reconstruction": model.outputs[0]}, name=f"{model.name}_{self.kind}")
@@ -185,8 +201,9 @@ class ELBO(Score):
             raise UserError(f"the 'elbo' score needs a variational model (vae, conv_vae: layers z_mean and z_log_var). "
                             f"Received: model {model.name!r}")
 
+    @builds_with_models_keras
     def graph(self, model: Any) -> Any:
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         self.check_model(model)
         outputs = {"reconstruction": model.outputs[0], "z_mean": model.get_layer("z_mean").output,
@@ -258,14 +275,14 @@ class NAP(Score):
         The last two by default, as RaPP's lead in this project: the early layers' pooled
         differences carry little signal and, in int8, mostly rounding noise.
         """
-        from zoo.keras import keras
+        from zoo.keras import active as keras
         from zoo.models.common import code_layer
 
         layers = [layer for layer in model.layers if layer.name.startswith(("enc_conv", "enc_dense"))] + [code_layer(model)]
         return keras.Model(model.inputs, [layer.output for layer in layers[-self.options.layers:]], name="nap_activations")
 
     def _pool(self, a: Any, name: str, last: bool) -> Any:
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         if len(a.shape) == 2:
             return a
@@ -281,7 +298,7 @@ class NAP(Score):
         int8 graph quantizes the (small) difference on its own fine scale. With ``norms``,
         each part is standardized before the concatenation (which has one int8 scale).
         """
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         acts = self._activations(model)
         x = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="input")
@@ -298,7 +315,7 @@ class NAP(Score):
 
     def _norms(self) -> tuple[list, list]:
         """The fitted standardization layers of the F and D parts."""
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         st = self.state_
         bounds = np.cumsum([0, *[int(n) for n in st["part_sizes"]]])
@@ -308,15 +325,17 @@ class NAP(Score):
                 [keras.layers.Normalization(mean=st["d_mean"][a:b], variance=st["d_var"][a:b], name=f"nap_nd{i}")
                  for i, (a, b) in enumerate(spans)])
 
+    @builds_with_models_keras
     def feature_graph(self, model: Any) -> Any:
         """``input -> {"reconstruction", "features"}``: the graph without the whitening head (standardized parts)."""
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         x, x_hat, v = self._pathway(model, self._norms())
         return keras.Model(x, {"reconstruction": x_hat, "features": v}, name=f"{model.name}_nap_features")
 
+    @builds_with_models_keras
     def fit(self, model: Any, x_train: np.ndarray) -> "NAP":
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         self.check_model(model)
         x = np.asarray(x_train, np.float32)
@@ -364,8 +383,9 @@ class NAP(Score):
         self.state_ = {**self.state_, "mean": v.mean(axis=0).astype(np.float32), "whiten": whiten.astype(np.float32)}
         return self
 
+    @builds_with_models_keras
     def graph(self, model: Any) -> Any:
-        from zoo.keras import keras
+        from zoo.keras import active as keras
 
         self.check_model(model)
         if "whiten" not in self.state_:
