@@ -150,6 +150,11 @@ def register(sub: Any) -> None:
                    help="with --stream: the comma-separated column names of a stream without a header line, e.g. "
                         "timestamp,value,is_anomaly (tail -f starts inside a file)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (JSON lines with --stream)")
+    p.add_argument("--map", metavar="DIR", help="image bundles: also write DIR/NAME.map.png per input: the input, its "
+                   "reconstruction and the anomaly map (per-pixel squared reconstruction error) over the input")
+    p.add_argument("--map-scale", type=float, default=0.1, metavar="ERR",
+                   help="with --map: the squared pixel error drawn at full heat, the same for every input so maps "
+                        "compare (default 0.1: a pixel off by about a third of the range)")
     _public_key_argument(p)
     p.add_argument("--threads", type=int_arg(1, MAX_THREADS), default=1, help=f"LiteRT CPU threads, 1..{MAX_THREADS} (default: 1)")
     p.set_defaults(func=detect)
@@ -217,12 +222,15 @@ def _public_key_argument(p: argparse.ArgumentParser) -> None:
 def detect(args: argparse.Namespace) -> int:
     """``aezoo detect``: one line (or JSON object) per input."""
     from edge.detector import Detector
+    from edge.inputs import ImageInput
 
     if args.stream is not None:
         if args.files:
             raise UserError(f"give input FILES or --stream, not both. Received: {len(args.files)} file(s) and --stream {args.stream}")
         from edge.stream import run_stream
 
+        if args.map:
+            raise UserError("--map draws images' anomaly maps; a --stream is a series")
         header = args.header.split(",") if args.header else None
         return run_stream(args.bundle, args.stream, as_json=args.json, on_bad_line=args.on_bad_line, threads=args.threads,
                           header=header, public_key=args.public_key)
@@ -234,6 +242,8 @@ def detect(args: argparse.Namespace) -> int:
     if detector.spec.get("upgraded_from_version") == 1:
         print(f"{PROG} detect: note: {args.bundle} is a version-1 bundle: its threshold and preprocessing carry no "
               "integrity hash, so they are unverified; re-export it to have them checked", file=sys.stderr)
+    if args.map and not isinstance(detector.input, ImageInput):
+        raise UserError(f"--map draws per-pixel maps of images: {detector.input.name} bundles have none")
     x, names = read_inputs(detector, args.files, "detect")
     # Inputs are prepared already; score them raw so they are not standardized twice.
     scores = detector.score_prepared(x)
@@ -242,6 +252,7 @@ def detect(args: argparse.Namespace) -> int:
         raise UserError(f"the detector gave no finite score for {', '.join(broken[:5])}"
                         f"{' ...' if len(broken) > 5 else ''}: the bundle or these inputs are broken; nothing is judged")
     verdicts = scores > detector.threshold_
+    maps = _write_maps(detector, x, names, scores, verdicts, args.map, args.map_scale) if args.map else None
     if args.json:
         results = [{"input": n, "score": float(s), "anomaly": bool(v)} for n, s, v in zip(names, scores, verdicts)]
         json.dump({"bundle": args.bundle, "score": detector.score_kind, "threshold": detector.threshold_,
@@ -252,8 +263,37 @@ def detect(args: argparse.Namespace) -> int:
         for n, s, v in zip(names, scores, verdicts):
             print(f"{n:<{width}}  {detector.score_kind}={s:.6g}  {'ANOMALY' if v else 'normal'}")
         print(f"({len(names)} inputs, threshold {detector.threshold_:.6g}, {int(verdicts.sum())} anomalies)")
+    if maps:
+        print(f"wrote {len(maps)} anomaly map(s) in {args.map}", file=sys.stderr)
     sys.stdout.flush()
     return 0
+
+
+def _write_maps(detector: Any, x: Any, names: list[str], scores: Any, verdicts: Any, out: str, scale: float) -> list:
+    """``--map``: one PNG per input in ``out``; every target is checked before the first is written."""
+    import re
+    from pathlib import Path
+
+    from edge.anomaly_map import pixel_error_map, write_map_png
+
+    if not (scale > 0 and scale < float("inf")):
+        raise UserError(f"--map-scale must be a positive number. Received: {scale}")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--map {out} is a file; expected a folder (it is created when missing)")
+    stems = [re.sub(r"[^\w.-]+", "_", re.sub(r"\.(png|jpe?g|bmp|gif|tiff?|webp|npy)(?=$|\[)", "", Path(n).name,
+                                               flags=re.I)).strip("_") for n in names]
+    targets = [folder / f"{stem}{'' if stems.count(stem) == 1 else f'-{i}'}.map.png" for i, stem in enumerate(stems)]
+    taken = [str(t) for t in targets if t.exists()]
+    if taken:
+        raise UserError(f"--map would overwrite {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''}: "
+                        "choose an empty folder; nothing was written")
+    folder.mkdir(parents=True, exist_ok=True)
+    recon = detector.reconstruct(x)
+    maps = pixel_error_map(x, recon)
+    for target, n, image, r, m, s, v in zip(targets, names, x, recon, maps, scores, verdicts):
+        write_map_png(target, image, r, m, vmax=scale, title=f"{detector.score_kind}={s:.4g} {'ANOMALY' if v else 'normal'}")
+    return targets
 
 
 def read_inputs(detector: Any, paths: Sequence[str], command: str) -> tuple[Any, list[str]]:

@@ -325,6 +325,20 @@ class Detector:
                             "Export it with a reconstruction score to get one.")
         return self.outputs(inputs)["reconstruction"].astype(np.float32)
 
+    def anomaly_map(self, inputs, *, sigma: float | None = None) -> np.ndarray:
+        """Return where each image is anomalous: its per-pixel squared reconstruction error, float32 (N, H, W).
+
+        In the model's input resolution (the bundle's height and width; a file is resized to them as in
+        training), averaged over the colour channels and smoothed with a Gaussian of ``sigma`` pixels
+        (default :data:`edge.anomaly_map.DEFAULT_SIGMA`; 0: the raw error). Image bundles only.
+        """
+        from edge.anomaly_map import DEFAULT_SIGMA, pixel_error_map
+
+        if not isinstance(self.input, _inputs.ImageInput):
+            raise UserError(f"an anomaly map is per pixel: it needs an image bundle. Received: a {self.input.name} bundle")
+        x = self.prepare(inputs)
+        return pixel_error_map(x, self.reconstruct(x), DEFAULT_SIGMA if sigma is None else sigma)
+
 
 def _quant_params(details: dict) -> tuple[float | None, float | None]:
     """(scale, zero_point) of a quantized tensor, or (None, None) for a float one."""

@@ -142,6 +142,16 @@ class AutoencoderDetector:
             raise UserError("encode needs a trained network: call fit first")
         return np.asarray(zoo.encoder(self.model_).predict(_images(x, "x"), batch_size=batch_size, verbose=0))
 
+    def anomaly_map(self, x: np.ndarray, *, sigma: float | None = None) -> np.ndarray:
+        """Per-pixel squared reconstruction error of images ``x`` (N, H, W), as ``edge.Detector.anomaly_map``
+        computes it from the device model (one function, :func:`edge.anomaly_map.pixel_error_map`)."""
+        from edge.anomaly_map import DEFAULT_SIGMA, pixel_error_map
+
+        x = _images(x, "x")
+        if x.ndim != 4:
+            raise UserError(f"an anomaly map is per pixel: it needs images (N, H, W, C). Received: shape {x.shape}")
+        return pixel_error_map(x, self.reconstruct(x), DEFAULT_SIGMA if sigma is None else sigma)
+
     # -- persistence -----------------------------------------------------------------------------------------
 
     def threshold_json(self) -> dict:
