@@ -592,13 +592,14 @@ def test_auto_quantization_follows_the_score_kind(given, kind, where, want):
 @pytest.mark.parametrize("keras_version", [3])  # tf_keras: the module's `trained` fixture, test_int8_ranks_like_...
 def test_your_own_keras_fit_exports_to_a_bundle_that_scores_like_keras(keras_version, data, tmp_path):
     """The README's plain-Keras story with Keras 3 (what `pip install keras` gives): build from the zoo, compile and
-    fit it yourself, wrap and calibrate on normal data, ``export``; the device scores rank like the Keras detector's.
+    fit it yourself, wrap and calibrate on normal data, ``training.export_detector``; the device scores rank like the Keras detector's.
     The pixel-error (mse) int8 bundle's scores are within 5% of Keras's mean score per input; the nap bundle
     (int16x8, its head refitted on the device model's own features) ranks the same inputs alike (Spearman >= 0.97,
     as measured on a one-epoch model: 0.978-0.987 over three runs); both bundles' AUROC within 0.01 of Keras's."""
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
+    import training
     import zoo
     from training import AutoencoderDetector
     from zoo.keras import version_of
@@ -610,7 +611,7 @@ def test_your_own_keras_fit_exports_to_a_bundle_that_scores_like_keras(keras_ver
     model.fit(x_train, x_train, epochs=1, batch_size=64, verbose=0)
     for score in ("mse", "nap"):
         det = AutoencoderDetector(network=model, score=score).calibrate(x_train, x_val)
-        bundle = det.export(tmp_path / score, x_train, x_val)
+        bundle = training.export_detector(det, tmp_path / score, x_train, x_val)
         device = Detector.load(bundle)
         assert device.spec["provenance"]["keras"] == keras_version
         keras_scores, device_scores = det.decision_function(x_test), device.score(x_test)
@@ -624,6 +625,6 @@ def test_your_own_keras_fit_exports_to_a_bundle_that_scores_like_keras(keras_ver
         assert abs(auroc[0] - auroc[1]) <= 0.01, (score, auroc)
     with pytest.raises(UserError, match="give preprocessing="):
         vectors = zoo.build("dense_ae", input_shape=(8,), keras_version=keras_version)
-        AutoencoderDetector(network=vectors, score="mse").calibrate(np.zeros((8, 8), np.float32) + 0.5,
-                                                                    np.zeros((4, 8), np.float32) + 0.5).export(
-            tmp_path / "v", np.zeros((8, 8), np.float32), np.zeros((4, 8), np.float32))
+        det = AutoencoderDetector(network=vectors, score="mse").calibrate(np.full((8, 8), 0.5, np.float32),
+                                                                          np.full((4, 8), 0.5, np.float32))
+        training.export_detector(det, tmp_path / "v", np.zeros((8, 8), np.float32), np.zeros((4, 8), np.float32))

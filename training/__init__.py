@@ -9,7 +9,8 @@ load on first use (PEP 562 ``__getattr__``)::
     detector, config = training.load_run("runs/trouser")
     training.evaluate_path("runs/trouser")      # a run folder, .keras file or detector bundle
     training.AutoencoderDetector(model="dense_ae").fit(x_train, x_val)
-    training.AutoencoderDetector(network=my_fitted_keras_model).calibrate(x_train, x_val).export("bundle/", x_train, x_val)
+    det = training.AutoencoderDetector(network=my_fitted_keras_model).calibrate(x_train, x_val)   # tf_keras or Keras 3
+    training.export_detector(det, "bundle/", x_train, x_val)  # the device bundle (edge.Detector.load("bundle/"))
     training.export_run("runs/trouser", "trouser-detector/")   # what `aezoo export` does
 """
 

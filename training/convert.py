@@ -349,19 +349,26 @@ def device_quant(quant: str, score_kind: str, *, fmt: str = "bundle", quantizer:
     return make_score(score_kind).device_quant
 
 
-def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarray, x_val: np.ndarray, class_names: list[str],
-                    provenance: dict, preprocessing: dict | None = None, quant: str = "auto", fmt: str = "bundle",
-                    n_representative: int = REPRESENTATIVE_IMAGES, overwrite: bool = False,
-                    quantizer: str = "tflite-converter", sign_key: Any = None) -> Path:
+def export_detector(detector: Any, out: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray, *,
+                    class_names: list[str] | None = None, provenance: dict | None = None, preprocessing: dict | None = None,
+                    quant: str = "auto", fmt: str = "bundle", n_representative: int = REPRESENTATIVE_IMAGES,
+                    overwrite: bool = False, quantizer: str = "tflite-converter", sign_key: Any = None) -> Path:
     """Convert a fitted ``AutoencoderDetector`` and write its bundle (and, for ``fmt="c-array"``, the C files).
+
+    The network may be a tf_keras or a Keras 3 model, e.g. one you compiled and fitted yourself and wrapped with
+    ``AutoencoderDetector(network=model).calibrate(x_train, x_val)``: it is converted with the LiteRT converter.
 
     Args:
         detector: the fitted detector (its score graph is converted).
         out: the bundle directory; an existing bundle is replaced only with ``overwrite``.
         x_train: normal training inputs: ``n_representative`` of them calibrate int8.
         x_val: normal validation inputs: the threshold is calibrated on them.
-        class_names, provenance: recorded in detector.json.
-        preprocessing: the split's preprocessing record (image resize, vector standardization).
+        class_names: recorded in detector.json (default: ["normal"]).
+        provenance: recorded in detector.json (default: the detector's model, score and seed, the Keras version
+            and the package versions).
+        preprocessing: what the device applies to raw inputs: the split's record (``one_class_split(...).preprocessing``:
+            image resize, vector or series standardization); None for images in [0, 1] (uint8 / 255). Vectors and
+            series need it: ``{"kind": "vector", "features": F, "mean": [...], "scale": [...]}`` at least.
         quant: "float32", "float16", "dynamic", "int8", "int16x8" (16-bit activations: the same verdict on
             LiteRT's XNNPACK and reference kernels, at several times the int8 latency; BENCHMARKS.md), or "auto"
             (:func:`device_quant`: int16x8 for the nap score, int8 otherwise).
@@ -376,6 +383,11 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"format must be one of {', '.join(EXPORT_FORMATS)}. Received: format={fmt!r}")
+    if preprocessing is None and len(detector.model_.inputs[0].shape) != 4:
+        raise UserError(f"a {tuple(detector.model_.inputs[0].shape[1:])} input is not an image: give preprocessing= "
+                        "(one_class_split(...).preprocessing, or {'kind': 'vector', 'features': F, 'mean': [...], "
+                        "'scale': [...]}) so the device prepares raw inputs as training did")
+    provenance = provenance if provenance is not None else _own_provenance(detector)
     quant = device_quant(quant, detector.score_kind, fmt=fmt, quantizer=quantizer, compression=provenance.get("compression"))
     if fmt == "c-array" and quant != "int8":
         raise UserError(f"--format c-array exports the full-integer model for TFLite Micro: use --quant int8. Received: quant={quant!r}")
@@ -392,7 +404,7 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     tflite = to_tflite(graph, quant, rep, batch_size=batch, quantizer=quantizer, per_tensor_dense=per_tensor)
     names = output_order(tflite, graph, np.asarray(x_val[: batch or 4], np.float32))
     spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score, quantizer=quantizer,
-                       preprocessing=preprocessing or {}, class_names=class_names, provenance=provenance)
+                       preprocessing=preprocessing or {}, class_names=list(class_names or ["normal"]), provenance=provenance)
     spec["threshold"] = _calibrate(spec, tflite, detector, x_val)
     spec["provenance"] = {**spec["provenance"], "agreement": _agreement(spec, tflite, detector, x_val)}
     check_spec({"format": "aezoo-detector", "format_version": 2, **spec,
@@ -401,6 +413,15 @@ def export_detector(detector: Any, out: str | os.PathLike, *, x_train: np.ndarra
     if fmt == "c-array":
         extra, spec["micro"] = micro_files(tflite, spec, x_val)
     return write_bundle(out, tflite, spec, extra, overwrite=overwrite, private_key=key)
+
+
+def _own_provenance(detector: Any) -> dict:
+    """The provenance of a detector wrapped around a user's own network (no run folder behind it)."""
+    from training.runs import provenance
+    from zoo.keras import version_of
+
+    c = detector.config
+    return provenance({"model": c.model, "score": detector.score_kind, "seed": c.seed}, keras=version_of(detector.model_))
 
 
 def micro_files(tflite: bytes, spec: dict, x_val: np.ndarray) -> tuple[dict[str, str], dict]:

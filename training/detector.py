@@ -173,42 +173,6 @@ class AutoencoderDetector:
         write_json(path / THRESHOLD_FILE, self.threshold_json())
         return path
 
-    def export(self, out: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray, *, quant: str = "auto",
-               preprocessing: dict | None = None, class_names: Sequence[str] | None = None, overwrite: bool = False,
-               **options: Any) -> Path:
-        """Write the device bundle of this fitted detector (``edge.Detector.load(out)`` scores with it).
-
-        Works for a network of either Keras (tf_keras or Keras 3, e.g. one you compiled and fitted yourself):
-        it is converted with the LiteRT converter, full integer calibrated on ``x_train`` (normal training
-        inputs), its threshold calibrated again on the exported model's scores of ``x_val`` (normal
-        validation inputs). Test data is never used.
-
-        Args:
-            out: the bundle folder (an existing bundle is replaced only with ``overwrite``).
-            x_train, x_val: normal training and validation inputs, as the network takes them.
-            quant: "auto" (the score kind's device mode: int16x8 for nap, int8 otherwise), "int8", "int16x8",
-                "float32", "float16" or "dynamic".
-            preprocessing: what the device applies to raw inputs: None for images in [0, 1] (uint8 / 255); for
-                vectors and series the split's record (``training.one_class_split(...).preprocessing``) or
-                ``{"kind": "vector", "features": F, "mean": [...], "scale": [...]}``.
-            class_names: recorded in detector.json (default: "normal").
-            options: ``fmt``, ``quantizer``, ``sign_key``, ``n_representative`` of
-                :func:`training.convert.export_detector`.
-        """
-        from training.convert import export_detector
-        from training.runs import provenance
-        from zoo.keras import version_of
-
-        self._check_fitted()
-        if preprocessing is None and len(self.model_.inputs[0].shape) != 4:
-            raise UserError(f"a {tuple(self.model_.inputs[0].shape[1:])} input is not an image: give preprocessing= "
-                            "(training.one_class_split(...).preprocessing, or {'kind': 'vector', 'features': F, "
-                            "'mean': [...], 'scale': [...]}) so the device prepares raw inputs as training did")
-        prov = provenance({"model": self.config.model, "score": self.score_.kind, "seed": self.config.seed},
-                          keras=version_of(self.model_))
-        return export_detector(self, out, x_train=x_train, x_val=x_val, class_names=list(class_names or ["normal"]),
-                               provenance=prov, preprocessing=preprocessing, quant=quant, overwrite=overwrite, **options)
-
     @classmethod
     def load(cls, path: str | os.PathLike, config: DetectorConfig | None = None) -> "AutoencoderDetector":
         """Load what :meth:`save` wrote (``config`` defaults to the folder's config.json, else the defaults)."""

@@ -70,6 +70,11 @@ def register(sub: Any) -> None:
     st.add_argument("--c-array", metavar="RUN", help="a series run folder to export and check as C")
     st.add_argument("--out", metavar="DIR", default="runs/bench_stream", help="default runs/bench_stream")
     st.set_defaults(func=_stream)
+    _register_checks(bsub)
+
+
+def _register_checks(bsub: Any) -> None:
+    """The benchmarks that check behaviour rather than train: corruption, anomaly maps, fuzz."""
     c = bsub.add_parser("corruption", help="random single-byte and single-field corruptions of a bundle, through aezoo detect",
                         description="Counts, over --cases corrupted copies of BUNDLE: exit 0 with the intact bundle's "
                                     "verdicts, exit 2 with a one-line error, or anything else.")
