@@ -197,9 +197,8 @@ def train_all(config: TrainConfig | None = None, *, out: str | Path, classes: Se
         The summary: per class AUROC (model, PCA, kNN), training time and images/second;
         mean and minimum AUROC; the machine.
     """
-    from training.progress import progress
-
     from training import data
+    from training.progress import progress
 
     config = (config or TrainConfig()).replace(**overrides).resolved()
     if config.all_classes:
