@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from training.inputs import AllClassesSplit, OneClassSplit, Source, holdout_indices, unit_for
+from training.inputs import AllClassesSplit, OneClassSplit, Source, holdout_indices
 from training.inputs.base import HOLDOUT_FRACTION, HOLDOUT_SEED, MIN_CLASS_IMAGES
 from training.inputs.named import DATASETS, prepared_builder
 from zoo.errors import UserError

@@ -26,19 +26,18 @@ Definitions used by every number here:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from zoo.errors import UserError
-from zoo.files import atomic_path, write_json, write_text
+from zoo.files import atomic_path
 
 # A perfect reconstruction has infinite PSNR; this floor caps one image at 100 dB.
 _MSE_FLOOR = 1e-10

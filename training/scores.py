@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from typing import Any, Callable, ClassVar
 
 import numpy as np

@@ -19,13 +19,12 @@ from that signature, so a parameter is written exactly once::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import math
 import os
 from typing import Any, Callable, ClassVar
 
-from zoo.config import Config, check_names, from_json_value
+from zoo.config import Config
 from zoo.errors import UserError
 
 INPUT_KINDS = ("image", "series", "vector")
