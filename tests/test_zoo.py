@@ -358,3 +358,33 @@ def test_a_pretrained_entry_loads_into_keras_3_with_the_same_weights():
     two = zoo.load("conv_ae", normal_class=0)
     three = zoo.load("conv_ae", normal_class=0, keras_version=3)
     np.testing.assert_allclose(three.predict(x, verbose=0), two.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("rename, expected", [
+    ({"latent": "bottleneck"}, "expected one named 'latent'"),
+    ({"enc_dense1": "hidden1"}, "enc_conv* or enc_dense*"),
+    ({"dec_reshape": "out"}, "expected a decoder layer named dec_*"),
+    ({"input": "x"}, "expected the input layer named 'input'"),
+])
+def test_a_variant_that_breaks_the_naming_contract_is_refused_at_build(rename, expected, monkeypatch):
+    """A registered variant whose layers do not follow the contract the scores and encoder/decoder rely on is refused
+    at its first build, with the layer it expected (not late, inside a score)."""
+    from zoo import registry
+    from zoo.keras import active as keras
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @registry.register_model(input_kinds=("vector",))
+    def renamed_ae(input_shape=(16,), latent_dim=4):
+        """A dense autoencoder with one layer renamed."""
+        name = lambda n: rename.get(n, n)  # noqa: E731
+        x = keras.Input(shape=input_shape, name=name("input"))
+        h = keras.layers.Dense(8, activation="relu", name=name("enc_dense1"))(x)
+        z = keras.layers.Dense(latent_dim, name=name("latent"))(h)
+        y = keras.layers.Dense(16, name=name("dec_dense1"))(z)
+        y = keras.layers.Reshape(input_shape, name=name("dec_reshape"))(y)
+        return keras.Model(x, y, name="renamed_ae")
+
+    with pytest.raises(UserError, match="breaks the zoo's layer-naming contract") as err:
+        zoo.build("renamed_ae")
+    assert expected in str(err.value)

@@ -14,6 +14,13 @@ from that signature, so a parameter is written exactly once::
 
     zoo.build("conv_ae", latent_dim=16)
     zoo.config_for("conv_ae", latent_dim=16).to_dict()
+
+The layer-naming contract, checked on every build (``zoo.models.common.contract_problems``;
+a variant that breaks it is refused with the layer it expected): the model is named
+after the variant; its input layer is ``input``; its code layer is ``latent`` (a VAE:
+``z_mean``, ``z_log_var`` and the sampled ``z``); its encoder layers start with
+``enc_`` and at least one is ``enc_conv*`` or ``enc_dense*`` (the nap score reads
+them); its decoder layers start with ``dec_``, the last of them the output.
 """
 
 from __future__ import annotations

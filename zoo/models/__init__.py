@@ -13,6 +13,7 @@ from typing import Any
 from zoo.config import check_names, from_json_value
 from zoo.errors import UserError
 from zoo.keras import building_with
+from zoo.models.common import contract_problems
 from zoo.models import conv, conv1d, dense, denoising, sparse, vae  # noqa: F401  (registers the variants)
 from zoo.registry import ModelConfig, ModelInfo, registered
 
@@ -61,6 +62,8 @@ def build(name: str, keras_version: int = 2, **params: Any) -> Any:
     config = config_for(name, **params)
     with building_with(keras_version):
         model = model_info(name).fn(**dataclasses.asdict(config))
-    if model.name != name:
-        raise AssertionError(f"Variant {name} returned a model named {model.name!r}.")
+    problems = contract_problems(model, name)
+    if problems:
+        raise UserError(f"variant {name!r} breaks the zoo's layer-naming contract (zoo.registry): "
+                        + "; ".join(problems))
     return model

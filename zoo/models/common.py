@@ -25,6 +25,9 @@ from zoo.layers import CORRUPTIONS, SPARSITY_KINDS, layer
 
 CODE_LAYERS = ("z_mean", "latent")  # encoder output, in order of preference
 DECODER_PREFIX = "dec_"
+# The hidden layers the nap score reads (besides the code): the encoder's convolutions and dense layers.
+HIDDEN_PREFIXES = ("enc_conv", "enc_dense")
+VAE_LAYERS = ("z_mean", "z_log_var", "z")
 
 
 # ---------------------------------------------------------------- argument checks
@@ -216,6 +219,33 @@ def code_layer(model: Any) -> Any:
         if name in names:
             return model.get_layer(name)
     raise UserError(f"Model {model.name!r} has no code layer (expected one named {' or '.join(CODE_LAYERS)}).")
+
+
+def contract_problems(model: Any, name: str) -> list[str]:
+    """What in ``model`` breaks the zoo's layer-naming contract for variant ``name`` ([] when nothing).
+
+    The contract (what ``encoder``, ``decoder``, the scores and TFMOT's wrappers rely on): the model is named
+    ``name``; its input layer is ``input``; its code layer is ``latent``, or for a VAE ``z_mean``, ``z_log_var``
+    and the sampled ``z``; at least one encoder layer is ``enc_conv*`` or ``enc_dense*`` (the nap score reads
+    them); decoder layers start with ``dec_`` and the last one is the output.
+    """
+    names = [layer.name for layer in model.layers]
+    problems = []
+    if model.name != name:
+        problems.append(f"the model is named {model.name!r}: expected {name!r} (the variant's name)")
+    if not names or names[0] != "input":
+        problems.append(f"its first layer is {names[0] if names else None!r}: expected the input layer named 'input'")
+    vae = [n for n in VAE_LAYERS if n in names]
+    if "latent" not in names and len(vae) != len(VAE_LAYERS):
+        problems.append("it has no code layer: expected one named 'latent' (or, for a VAE, 'z_mean', 'z_log_var' and "
+                        f"'z'). Received layers: {names}")
+    if not any(n.startswith(HIDDEN_PREFIXES) for n in names):
+        problems.append(f"no encoder layer is named {' or '.join(p + '*' for p in HIDDEN_PREFIXES)} (the nap score "
+                        f"reads them). Received layers: {names}")
+    if not names or not names[-1].startswith(DECODER_PREFIX):
+        problems.append(f"its output layer is {names[-1] if names else None!r}: expected a decoder layer named "
+                        f"{DECODER_PREFIX}*")
+    return problems
 
 
 def is_variational(model: Any) -> bool:
