@@ -7,9 +7,8 @@ from typing import Any
 
 from training.cli.args import int_arg, param, positive_float, size
 from training.distribute import MAX_WORKERS, STRATEGIES
+from training.scores import score_kinds
 from zoo.errors import UserError
-
-SCORES = ("mse", "mae", "ssim", "elbo", "nap")  # training.scores.score_kinds(), without importing it
 
 
 def register(sub: Any) -> None:
@@ -39,7 +38,7 @@ def register(sub: Any) -> None:
     color.add_argument("--rgb", action="store_const", const="rgb", dest="color_mode", help="convert images to RGB")
     p.add_argument("--normal-class", help="class id treated as normal; 'all' (or a list such as 0,6) for one detector "
                                           "per class and a summary table; default 0")
-    p.add_argument("--score", choices=("auto", *SCORES), help="anomaly score; default auto: the model's own (nap for the "
+    p.add_argument("--score", choices=("auto", *score_kinds()), help="anomaly score; default auto: the model's own (nap for the "
                                                                 "convolutional variants, mse for the others)")
     p.add_argument("--score-option", action="append", type=param, default=[], metavar="KEY=VALUE",
                    help="an option of the score, repeatable, e.g. --score-option pool=fine")
@@ -79,7 +78,7 @@ def _register_evaluate(sub: Any) -> None:
     p.add_argument("target", metavar="RUN_OR_MODEL", help="run folder, .keras file or bundle directory")
     p.add_argument("--dataset", help="default: the run's or bundle's dataset, else fashion_mnist")
     p.add_argument("--normal-class", type=int_arg(0), help="default: the run's or bundle's normal class")
-    p.add_argument("--score", choices=SCORES, help="for a bare .keras file; default mse")
+    p.add_argument("--score", choices=score_kinds(), help="for a bare .keras file; default mse")
     p.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
     p.add_argument("--out", metavar="DIR", help="where metrics.json and plots/ go (default RUN/evaluation)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
