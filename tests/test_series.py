@@ -355,7 +355,7 @@ def test_cli_trains_exports_and_detects_a_recording(recording_files, tmp_path, c
     assert "windows of 40 samples every 10" in out and "events found" in out and "matrix-profile" in out
     assert json.loads((run / "metrics.json").read_text())["series"]["window_rule"].startswith("dominant period 40")
     assert _cli(["export", str(run), "--out", str(bundle)], capsys)[0] == 0
-    from training.runs import load_run
+    from training.detector import load_run
 
     _bundles_match_keras(run, load_run(run)[0], data.Source(str(train), test_data=str(test)), bundle, tmp_path)
     # The bundle evaluates on the recording the run names (window and hop from its record), its own preprocessing applied.

@@ -26,7 +26,7 @@ _LAZY = {
     "TrainResult": "training.trainer",
     "train": "training.trainer",
     "train_all": "training.trainer",
-    "load_run": "training.runs",
+    "load_run": "training.detector",
     "export_detector": "training.convert",
     "export_run": "training.convert",
     "Run": "training.runs",

@@ -286,7 +286,7 @@ def compress(
         :func:`weight_stats` plus the fine-tuning losses and time.
     """
     import zoo
-    from training.fit import copy_network, keras_verbosity, make_pipeline
+    from training.fit import compile_network, copy_network, keras_verbosity, make_pipeline
 
     config.validate()
     batch = min(config.batch_size, len(x_train))
@@ -297,7 +297,7 @@ def compress(
     stages: list[dict[str, Any]] = []
 
     def fine_tune(stage: str, m: keras.Model, callbacks: list | None = None) -> keras.Model:
-        m.compile(optimizer=keras.optimizers.Adam(config.lr), loss="mse")
+        compile_network(m, config.lr)
         t0 = time.perf_counter()
         h = m.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks or [],
                   verbose=keras_verbosity(verbose))
@@ -377,13 +377,13 @@ def optimize_run(run: str | os.PathLike, config: CompressConfig, *, out: str | o
         plots: draw the PNG plots. verbose: Keras ``fit`` verbosity.
     """
     from training import data, runs
-    from training.detector import AutoencoderDetector
+    from training.detector import AutoencoderDetector, load_run
     from training.evaluate import evaluate_split
     from zoo.files import atomic_dir, check_replaceable, sha256_file, write_json
 
     config.validate()
     source = runs.Run(run)
-    detector, train_config = runs.load_run(source.path)
+    detector, train_config = load_run(source.path)
     _check_compressible(source, train_config, config)
     out = Path(out) if out is not None else default_out(source.path, config.method)
     if out.exists():

@@ -443,9 +443,10 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, quant: str = "
     Test data is never used.
     """
     from training import data, runs
+    from training.detector import load_run
 
     run = runs.Run(run)
-    detector, config = runs.load_run(run.path)
+    detector, config = load_run(run.path)
     if config.all_classes:
         raise UserError(f"{run.path} was trained on all classes; a detector bundle needs a run of one normal class")
     out_path = Path(out).resolve()

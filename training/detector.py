@@ -15,22 +15,18 @@ same calls, so evaluation never asks which kind of detector it has.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from training.config import DetectorConfig
-from training.scores import make_score
 from edge.threshold import threshold_record
+from training.config import DetectorConfig
+from training.runs import CONFIG, MODEL, SCORE_STATE, THRESHOLD, Run, read_json
+from training.scores import make_score
 from zoo.errors import UserError
 from zoo.files import write_json
-
-MODEL_FILE = "model.keras"
-THRESHOLD_FILE = "threshold.json"
-SCORE_STATE_FILE = "score.npz"
 
 
 class AutoencoderDetector:
@@ -167,10 +163,10 @@ class AutoencoderDetector:
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path / MODEL_FILE) as tmp:
+        with atomic_path(path / MODEL) as tmp:
             self.model_.save(str(tmp))
-        self.score_.save_state(path / SCORE_STATE_FILE)
-        write_json(path / THRESHOLD_FILE, self.threshold_json())
+        self.score_.save_state(path / SCORE_STATE)
+        write_json(path / THRESHOLD, self.threshold_json())
         return path
 
     @classmethod
@@ -179,20 +175,20 @@ class AutoencoderDetector:
         import zoo
 
         path = Path(path)
-        for name in (MODEL_FILE, THRESHOLD_FILE):
+        for name in (MODEL, THRESHOLD):
             if not (path / name).is_file():
                 raise UserError(f"{path} is not a saved detector: {name} is missing")
         if config is None:
-            config = DetectorConfig.from_run_config(_read_json(path / "config.json")) \
-                if (path / "config.json").is_file() else DetectorConfig()
-        record = _read_json(path / THRESHOLD_FILE)
-        network = zoo.load_model(path / MODEL_FILE)
+            config = DetectorConfig.from_run_config(read_json(path / CONFIG, "the run's config")) \
+                if (path / CONFIG).is_file() else DetectorConfig()
+        record = read_json(path / THRESHOLD, "the threshold record")
+        network = zoo.load_model(path / MODEL)
         if network.name != config.model:  # a folder mixed by hand would export under the wrong name
-            raise UserError(f"{path}: its config names the variant {config.model!r}, its {MODEL_FILE} holds "
+            raise UserError(f"{path}: its config names the variant {config.model!r}, its {MODEL} holds "
                             f"{network.name!r}; the two do not belong together. Retrain, or restore the folder.")
         # The threshold record keeps its own score_mean/score_std; only the score's kind and options are not its.
         return cls.assemble(config, network, record.get("score", config.score),
-                            record.get("score_options", config.score_options), path / SCORE_STATE_FILE,
+                            record.get("score_options", config.score_options), path / SCORE_STATE,
                             {k: v for k, v in record.items() if k not in ("score", "score_options", "score_params")})
 
     @classmethod
@@ -208,11 +204,11 @@ class AutoencoderDetector:
         return det
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc}); restore it or retrain the run") from None
+def load_run(path: str | os.PathLike) -> tuple[AutoencoderDetector, Any]:
+    """Load a finished (or at least complete) run folder: return (``AutoencoderDetector``, ``TrainConfig``)."""
+    run = Run(path).require_finished()
+    config = run.train_config()
+    return AutoencoderDetector.load(run.path, config), config
 
 
 def _images(x: Any, name: str) -> np.ndarray:

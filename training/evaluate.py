@@ -180,7 +180,8 @@ def _example_indices(split: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, Path]:
     """(detector, dataset arguments, label, default output folder) of a run, a .keras file or a bundle."""
-    from training.runs import Run, load_run
+    from training.detector import load_run
+    from training.runs import Run
 
     if target.is_dir() and Run(target).exists():
         detector, config = load_run(target)

@@ -27,15 +27,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from training.config import DetectorConfig
+from training.runs import BACKUP, CHECKPOINTS, LOGS, STATE
 from zoo.errors import UserError
 from zoo.files import atomic_path, write_json
 from zoo.keras import keras, tf
 
-# Layout inside a state directory (a run folder): owned here, named by training.runs.
-CHECKPOINTS = "checkpoints"
-STATE = "checkpoints/state.json"
-BACKUP = "backup"
-LOGS = "logs"
 # Mid-epoch backups let a killed run resume where it stopped; each costs a small write.
 BACKUP_EVERY_BATCHES = 20
 # Early stopping waits at least this many optimizer steps, however short the epochs.
@@ -114,13 +110,18 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def compile_network(model: Any, lr: float) -> Any:
+    """Compile ``model`` as every fit of the project does (training, multi-worker copies, compression fine-tuning):
+    Adam at ``lr``, per-value "mse" (the variants add their own KL or sparsity terms); return it."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse")
+    return model
+
+
 def build_model(config: DetectorConfig, input_shape: tuple) -> Any:
-    """``zoo.build`` the configured variant for ``input_shape`` and compile it (Adam, per-value "mse")."""
+    """``zoo.build`` the configured variant for ``input_shape`` and compile it (:func:`compile_network`)."""
     import zoo
 
-    model = zoo.build(config.model, input_shape=tuple(input_shape), **config.params)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
-    return model
+    return compile_network(zoo.build(config.model, input_shape=tuple(input_shape), **config.params), config.lr)
 
 
 def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, *, model: Any = None,
@@ -148,7 +149,7 @@ def fit_network(config: DetectorConfig, x_train: np.ndarray, x_val: np.ndarray, 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = model if model is not None else build_model(config, x_train.shape[1:])
         if getattr(model, "optimizer", None) is None:
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
+            compile_network(model, config.lr)
     progress = EarlyStopping(plan.patience, Path(state_dir) if state_dir is not None else None)
     cbs = []
     if state_dir is not None:
@@ -197,9 +198,7 @@ def copy_network(model: Any) -> Any:
 def _local_copy(model: Any, config: DetectorConfig) -> Any:
     """The trained network outside the strategy: saving or predicting with distributed variables
     runs collective ops, which fail once the other workers have finished and left."""
-    local = copy_network(model)
-    local.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss="mse")
-    return local
+    return compile_network(copy_network(model), config.lr)
 
 
 class EarlyStopping(keras.callbacks.Callback):

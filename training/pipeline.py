@@ -96,6 +96,7 @@ def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verb
     Without a run folder, ``entry`` (the zoo's record and folder of this entry) gives the float model when it was
     trained with ``config``: re-exporting an entry (another quantization) needs no training.
     """
+    from training.detector import load_run
     from training.trainer import train
 
     run = runs.Run(run_dir)
@@ -106,7 +107,7 @@ def _train_or_reuse(config: Any, run_dir: Path, split: Any, *, plots: bool, verb
             return (entry_float_detector(record, folder), {"training": record["training"], "checks": record["checks"]},
                     REUSED_ENTRY)
     if run.is_finished():
-        detector, saved = runs.load_run(run_dir)
+        detector, saved = load_run(run_dir)
         if saved != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if v != config.to_dict()[k]}
             raise UserError(f"the finished run in {run_dir} was trained with other settings (saved, requested): {diff}. "
@@ -219,10 +220,10 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, quant: str, split: Any, o
     import zoo
 
     if not keep_model:
-        with atomic_path(out_dir / "model.keras") as tmp:
+        with atomic_path(out_dir / runs.MODEL) as tmp:
             # Loaded uncompiled from the run: the entry keeps the weights, not the optimizer state (a third of the bytes).
             zoo.load_model(run_dir / runs.MODEL).save(str(tmp))
-    float_det.score_.save_state(out_dir / "score.npz")
+    float_det.score_.save_state(out_dir / runs.SCORE_STATE)
     timing["export_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     baselines = fit_baselines(split.x_train, split.x_val, split.units)
@@ -281,7 +282,7 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
                       **{n: d.threshold_record_ for n, (d, _) in qat.items()}},
         "size": {"tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
                  "bundle_bytes": sum(p.stat().st_size for p in bundle.iterdir() if p.is_file()),
-                 "keras_bytes": (out_dir / "model.keras").stat().st_size, "parameters": int(float_det.model_.count_params())},
+                 "keras_bytes": (out_dir / runs.MODEL).stat().st_size, "parameters": int(float_det.model_.count_params())},
         "latency": reports["speed"]["latency"], "throughput_per_second": reports["speed"]["throughput_per_second"],
         "agreement": reports["agreement"],
         "training": {"how": how, **{n: t[n] for n in ("epochs_run", "best_epoch", "stopped_early", "still_improving",
@@ -392,8 +393,8 @@ def entry_float_detector(record: dict, entry: Path) -> Any:
     from training.detector import AutoencoderDetector
 
     train = record["hyperparameters"]["train"]
-    return AutoencoderDetector.assemble(DetectorConfig.from_run_config(train), zoo.load_model(entry / "model.keras"),
-                                        record["score"], train.get("score_options"), entry / "score.npz",
+    return AutoencoderDetector.assemble(DetectorConfig.from_run_config(train), zoo.load_model(entry / runs.MODEL),
+                                        record["score"], train.get("score_options"), entry / runs.SCORE_STATE,
                                         record["threshold"]["float"])
 
 

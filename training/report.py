@@ -100,6 +100,7 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
 
     from training import data
     from training.compress import METHODS
+    from training.detector import load_run
 
     run = Path(run)
     methods = list(dict.fromkeys(methods))
@@ -108,7 +109,7 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
     if runs.Run(run).compression():
         raise UserError(f"{run} is a compressed run; report on the float run it came from. "
                         f"Received: {run} (source: {runs.Run(run).compression()['source_run']})")
-    detector, config = runs.load_run(run)
+    detector, config = load_run(run)
     out = Path(out) if out is not None else run / "report"
     split = split if split is not None else data.one_class_split(config.data_source(), config.normal_class)
     settings = {"threads": 1, "iterations": iterations, "batch": batch, "methods": methods}
@@ -127,7 +128,7 @@ def build_report(run: str | Path, *, out: str | Path | None = None, methods: Seq
                                    quantizer))
         else:
             source, reused = _compressed_run(run, method, epochs=epochs, seed=config.seed, split=split)
-            compressed, _ = runs.load_run(source)
+            compressed, _ = load_run(source)
             stats = runs.read_json(source / runs.METRICS, "metrics")
             row.update({"run": str(source), "reused_run": reused, "keras_auroc": stats["model"]["auroc"],
                         "kernel_sparsity": stats["compression"]["sparsity"],

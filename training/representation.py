@@ -26,7 +26,6 @@ Definitions used by every number here:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from training import runs
 from zoo.errors import UserError
 from zoo.files import atomic_path
 
@@ -73,9 +73,9 @@ def load_model_target(target: str | os.PathLike) -> Any:
 
     path = Path(target)
     if path.is_dir():
-        if not (path / "model.keras").is_file():
-            raise UserError(f"Expected a run folder holding model.keras, or a .keras file. Received: {str(target)!r}")
-        path = path / "model.keras"
+        if not (path / runs.MODEL).is_file():
+            raise UserError(f"Expected a run folder holding {runs.MODEL}, or a .keras file. Received: {str(target)!r}")
+        path = path / runs.MODEL
     elif not path.is_file():
         raise UserError(f"Expected a run folder or a .keras file; nothing exists there. Received: {str(target)!r}")
     return zoo.load_model(path)
@@ -315,8 +315,7 @@ def embed_target(target: str | os.PathLike, *, dataset: str | None = None, split
 
     model = load_model_target(target)
     if dataset is None:
-        config = Path(target) / "config.json"
-        dataset = json.loads(config.read_text()).get("dataset", "fashion_mnist") if config.is_file() else "fashion_mnist"
+        dataset = runs.dataset_of(target)
     x, labels = data.load_split(dataset, split, data_dir=data_dir)
     codes = embed(model, x, batch_size=batch_size)
     if out is not None:

@@ -28,9 +28,11 @@ from typing import Any, Iterator
 from zoo.errors import UserError
 from zoo.files import pid_alive, write_json
 
+# The one list of a run folder's file names (the detector, fit, the pipeline and the zoo entries use these).
 CONFIG = "config.json"
 MODEL = "model.keras"
 THRESHOLD = "threshold.json"
+SCORE_STATE = "score.npz"
 HISTORY = "history.json"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
@@ -41,7 +43,7 @@ PLOTS = "plots"
 LOCK = ".lock"
 REQUIRED = (CONFIG, MODEL, THRESHOLD)
 # Everything a training run writes into its folder (a folder holding more holds a user's files too).
-RUN_ENTRIES = frozenset({CONFIG, MODEL, THRESHOLD, "score.npz", HISTORY, METRICS, CHECKPOINTS, BACKUP, LOGS, PLOTS, LOCK})
+RUN_ENTRIES = frozenset({CONFIG, MODEL, THRESHOLD, SCORE_STATE, HISTORY, METRICS, CHECKPOINTS, BACKUP, LOGS, PLOTS, LOCK})
 # Sections of config.json that other stages add beside the TrainConfig fields.
 SECTIONS = ("compression", "preprocessing")
 
@@ -54,6 +56,12 @@ def read_json(path: Path, what: str) -> Any:
         raise UserError(f"{path} is missing ({what})") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is damaged ({what}): {exc}. Restore it, or train the run again into a new folder") from None
+
+
+def dataset_of(target: str | os.PathLike, default: str = "fashion_mnist") -> str:
+    """The dataset a run folder was trained on (its config.json), else ``default`` (a .keras file has no record)."""
+    config = Path(target) / CONFIG
+    return read_json(config, "the run's config").get("dataset", default) if config.is_file() else default
 
 
 class Run:
@@ -160,15 +168,6 @@ class Run:
         finally:
             if _lock_owner(path) == os.getpid():
                 path.unlink(missing_ok=True)
-
-
-def load_run(path: str | os.PathLike) -> tuple[Any, Any]:
-    """Load a finished (or at least complete) run folder: return (``AutoencoderDetector``, ``TrainConfig``)."""
-    from training.detector import AutoencoderDetector
-
-    run = Run(path).require_finished()
-    config = run.train_config()
-    return AutoencoderDetector.load(run.path, config), config
 
 
 def _lock_owner(path: Path) -> int | None:

@@ -63,10 +63,11 @@ def _development_row(model: str, train_ts: Path, test_ts: Path, k: int, name: st
                      train_args: dict) -> dict:
     """Train (or reuse the finished run in ``run_dir``) on one class's development files; score every configuration."""
     import training
+    from training.detector import load_run
 
     split = data.one_class_split(data.Source(str(train_ts), test_data=str(test_ts), window=window), k)
     if runs.Run(run_dir).is_finished():
-        network, metrics = runs.load_run(run_dir)[0].model_, runs.read_json(runs.Run(run_dir).file(runs.METRICS), "metrics")
+        network, metrics = load_run(run_dir)[0].model_, runs.read_json(runs.Run(run_dir).file(runs.METRICS), "metrics")
     else:
         result = training.train(model=model, dataset=str(train_ts), test_data=str(test_ts), normal_class=k, window=window,
                                 split=split, out=run_dir, resume=runs.Run(run_dir).exists(), plots=False, verbose=0,
@@ -235,8 +236,9 @@ def _c_array_check(run_dir: Path, bundle: Path) -> dict:
     """Export a series run as a c-array bundle (once) and check its C stream detector on the run's test recording."""
     from edge.micro import check_stream_c
     from training.convert import export_run
+    from training.detector import load_run
 
-    config = runs.load_run(run_dir)[1]
+    config = load_run(run_dir)[1]
     if not (bundle / "aezoo_detect.c").is_file():
         export_run(run_dir, bundle, fmt="c-array", overwrite=bundle.exists())
     report = {"run": str(run_dir), "dataset": config.dataset,

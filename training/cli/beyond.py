@@ -86,13 +86,9 @@ def _register_generation(sub: Any) -> None:
 
 
 def _dataset_of(model_path: str, dataset: str | None) -> str:
-    import json
-    from pathlib import Path
+    from training.runs import dataset_of
 
-    config = Path(model_path) / "config.json"
-    if dataset is None and config.is_file():
-        return json.loads(config.read_text()).get("dataset", "fashion_mnist")
-    return dataset or "fashion_mnist"
+    return dataset if dataset is not None else dataset_of(model_path)
 
 
 def _embed(args: argparse.Namespace) -> int:

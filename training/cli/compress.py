@@ -79,11 +79,12 @@ def register(sub: Any) -> None:
 def _optimize(args: argparse.Namespace) -> int:
     from training.compress import CompressConfig, format_stats, optimize_run
     from training.evaluate import format_report
+    from training.runs import METRICS, read_json
 
     config = CompressConfig(method=args.method, epochs=args.epochs, sparsity=args.sparsity, clusters=args.clusters,
                             lr=args.lr, batch_size=args.batch_size, seed=args.seed).validate()
     out = optimize_run(args.run, config, out=args.out, plots=not args.no_plots, verbose=0 if args.quiet else "auto")
-    report = json.loads((out / "metrics.json").read_text())
+    report = read_json(out / METRICS, "the compressed run's metrics")
     print(format_report(report))
     print(format_stats(report))
     source = report["compression"].get("source_auroc")
