@@ -78,8 +78,25 @@ def test_config_round_trip_and_load_run(trouser_run):
     saved = json.loads((trouser_run / "threshold.json").read_text())
     assert detector.threshold_ == saved["value"]
     # The whole threshold record comes back (its own score_mean / score_std too), not only the value.
-    assert detector.threshold_record_ == {k: v for k, v in saved.items() if k not in ("score", "score_options", "score_params")}
+    assert detector.threshold_record_ == {k: v for k, v in saved.items() if k != "score"}
     assert {"score_mean", "score_std", "method", "percentile"} <= set(detector.threshold_record_)
+    # One score record: threshold.json's is the bundle's and Score.to_dict's.
+    assert saved["score"] == detector.score_.to_dict() and set(saved["score"]) == {"kind", "options", "params"}
+
+
+def test_a_threshold_record_in_the_flat_shape_of_earlier_runs_still_loads(tiny_mse_run, tmp_path):
+    import shutil
+
+    from training import load_run
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_mse_run, old)
+    record = json.loads((old / "threshold.json").read_text())
+    score = record.pop("score")
+    (old / "threshold.json").write_text(json.dumps({"score": score["kind"], "score_options": score["options"],
+                                                    "score_params": score["params"], **record}))
+    detector, _ = load_run(old)
+    assert detector.score_.to_dict() == score and detector.threshold_record_ == record
 
 
 def test_a_run_folder_is_refused_when_its_model_is_another_variant(trouser_run, tmp_path):

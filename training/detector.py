@@ -14,7 +14,6 @@ same calls, so evaluation never asks which kind of detector it has.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -153,8 +152,7 @@ class AutoencoderDetector:
     def threshold_json(self) -> dict:
         """What threshold.json holds: the score (kind, options, parameters) and the threshold record."""
         self._check_fitted()
-        return {"score": self.score_.kind, "score_options": dataclasses.asdict(self.score_.options),
-                "score_params": self.score_.params(), **self.threshold_record_}
+        return {"score": self.score_.to_dict(), **self.threshold_record_}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write model.keras, threshold.json and (for fitted score arrays) score.npz into the folder ``path``."""
@@ -186,9 +184,11 @@ class AutoencoderDetector:
         if network.name != config.model:  # a folder mixed by hand would export under the wrong name
             raise UserError(f"{path}: its config names the variant {config.model!r}, its {MODEL} holds "
                             f"{network.name!r}; the two do not belong together. Retrain, or restore the folder.")
-        # The threshold record keeps its own score_mean/score_std; only the score's kind and options are not its.
-        return cls.assemble(config, network, record.get("score", config.score),
-                            record.get("score_options", config.score_options), path / SCORE_STATE,
+        score = record.get("score", config.score)
+        if not isinstance(score, dict):  # runs written before the score record had one shape: flat keys
+            score = {"kind": score, "options": record.get("score_options", config.score_options)}
+        # The threshold record keeps its own score_mean/score_std; only the score's record is not its.
+        return cls.assemble(config, network, score["kind"], score.get("options"), path / SCORE_STATE,
                             {k: v for k, v in record.items() if k not in ("score", "score_options", "score_params")})
 
     @classmethod

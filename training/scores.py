@@ -135,7 +135,7 @@ class Score:
     # -- persistence: options and parameters in JSON, arrays in an .npz -------------------------------------
 
     def to_dict(self) -> dict:
-        """``{"kind", "options", "params"}``: what threshold.json records about the score."""
+        """``{"kind", "options", "params"}``: the one record of a score (threshold.json's "score", detector.json's)."""
         return {"kind": self.kind, "options": dataclasses.asdict(self.options), "params": self.params()}
 
     def save_state(self, path: Any) -> None:
