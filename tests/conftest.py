@@ -6,11 +6,25 @@ Tests that train or convert many models are marked ``slow``; ``pytest -m "not sl
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# What a device process and the CLI parser must never import (TensorFlow, Keras, TFMOT, TFDS, scikit-learn).
+HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tensorflow_datasets", "sklearn")
+
+
+def run_without_tensorflow(code: str, *args: str, env: dict | None = None, cwd: Path = REPO) -> str:
+    """Run ``code`` (with ``args`` in sys.argv) in a fresh interpreter; fail if it raised or imported any of
+    :data:`HEAVY_MODULES`; return what it printed. The one "no TensorFlow" check of the suite."""
+    check = (f"{code}\nimport sys as _sys\n_bad = sorted({{m.split('.')[0] for m in _sys.modules}} & set({HEAVY_MODULES!r}))\n"
+             "assert not _bad, 'imported ' + ', '.join(_bad)\n")
+    proc = subprocess.run([sys.executable, "-c", check, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
 
 
 @pytest.fixture(scope="session")

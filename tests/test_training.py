@@ -252,7 +252,11 @@ def test_train_all_writes_the_summary(fashion_mnist_ready, tmp_path, monkeypatch
     summary = train_all(model="dense_ae", epochs=1, min_steps=0, out=tmp_path, classes=[1, 8], plots=False)
     assert [r["class"] for r in summary["classes"]] == [1, 8]
     assert 0.5 < summary["model_mean_auroc"] <= 1 and summary["model_min_auroc"] <= summary["model_mean_auroc"]
-    assert all(r["images_per_second"] > 0 and r["pca_auroc"] > 0.5 and r["knn_auroc"] > 0.5 for r in summary["classes"])
+    # The baselines are deterministic: on these cut splits PCA and kNN reach 0.986 / 0.989 (trouser) and 0.848 / 0.873
+    # (bag), as on the full protocol; a broken baseline falls far below.
+    low = {1: 0.95, 8: 0.8}
+    assert all(r["images_per_second"] > 0 and r["pca_auroc"] > low[r["class"]] and r["knn_auroc"] > low[r["class"]]
+               for r in summary["classes"])
     md = (tmp_path / "summary.md").read_text()
     assert "| 8 | Bag |" in md and "**mean**" in md and "kNN AUROC" in md
     assert json.loads((tmp_path / "summary.json").read_text())["classes"][1]["name"] == "Bag"

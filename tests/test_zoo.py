@@ -7,8 +7,6 @@ is registered. Trained models are shared between tests through a module cache.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -156,7 +154,7 @@ def test_qat_and_int8_tflite(name, shape):
         # `aezoo models` estimates this size without converting.
         from zoo.registry import int8_size_estimate
 
-        assert abs(int8_size_estimate(model) - len(flatbuffers["ptq"])) < 0.05 * len(flatbuffers["ptq"])
+        assert abs(int8_size_estimate(model) - len(flatbuffers["ptq"])) < 0.01 * len(flatbuffers["ptq"])
     flatbuffers["qat"] = to_int8(qat, x[:16])
     for kind, fb in flatbuffers.items():
         y = run_int8(fb, x[:4])
@@ -295,14 +293,6 @@ def test_corruption_only_in_training(corruption):
 
 
 # ---------------------------------------------------------------- package surface
-def test_import_is_tensorflow_free():
-    code = (
-        "import sys, zoo, zoo.errors, training.cli; training.cli.build_parser(); "
-        "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules, 'TensorFlow imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_models_command_lists_every_variant(capsys):
     import training.cli
 
