@@ -8,13 +8,12 @@ import warnings
 import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
-from sklearn.exceptions import NotFittedError
 
 from edge.scoring import score_reconstruction, ssim
 from edge.threshold import calibrate_threshold
 from training.baselines import PCABaseline
 from training.metrics import detection_metrics
-from zoo.errors import UserError
+from zoo.errors import NotFittedError, UserError
 
 
 def test_mse_mae_known_values():
@@ -154,6 +153,12 @@ def test_knn_baseline_is_the_distance_to_the_kth_neighbour():
     assert det.reconstruct(np.array([[20.0]])).shape == (1, 1)
     with pytest.raises(NotFittedError):
         KNNBaseline().decision_function(train)
+    # One "not fitted" error for every detector of the project, caught as scikit-learn's is (ValueError, AttributeError).
+    from training import AutoencoderDetector
+
+    with pytest.raises(NotFittedError) as err:
+        AutoencoderDetector(model="dense_ae").decision_function(train)
+    assert isinstance(err.value, (ValueError, AttributeError)) and isinstance(err.value, UserError)
     with pytest.raises(UserError, match="n_neighbors"):
         KNNBaseline(n_neighbors=10).fit(train)
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
 from edge.threshold import threshold_record
-from zoo.errors import UserError
+from zoo.errors import NotFittedError, UserError
 
 
 class _Baseline:

@@ -24,7 +24,7 @@ from edge.threshold import threshold_record
 from training.config import DetectorConfig
 from training.runs import CONFIG, MODEL, SCORE_STATE, THRESHOLD, Run, read_json
 from training.scores import make_score
-from zoo.errors import UserError
+from zoo.errors import NotFittedError, UserError
 from zoo.files import write_json
 
 
@@ -102,7 +102,7 @@ class AutoencoderDetector:
 
     def _check_fitted(self) -> None:
         if getattr(self, "score_", None) is None:
-            raise UserError("This AutoencoderDetector instance is not fitted yet. Call 'fit' (or 'calibrate' for a "
+            raise NotFittedError("This AutoencoderDetector instance is not fitted yet. Call 'fit' (or 'calibrate' for a "
                             "trained network) with normal training and validation images before using it.")
 
     @property

@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.scoring import SCORE_KINDS as DEVICE_KINDS
 from edge.scoring import compute
-from zoo.errors import UserError
+from zoo.errors import NotFittedError, UserError
 
 _SCORES: dict[str, type["Score"]] = {}
 PREDICT_BATCH = 512
@@ -388,7 +388,7 @@ class NAP(Score):
 
         self.check_model(model)
         if "whiten" not in self.state_:
-            raise UserError("the nap score is not fitted yet: call fit(model, x_train) with normal training inputs first")
+            raise NotFittedError("the nap score is not fitted yet: call fit(model, x_train) with normal training inputs first")
         x, x_hat, v = self._pathway(model, self._norms())
         mean, whiten = self.state_["mean"], self.state_["whiten"]
         if whiten.shape != (v.shape[-1], v.shape[-1]) or mean.shape != (v.shape[-1],):
