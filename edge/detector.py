@@ -154,7 +154,7 @@ class Detector:
     @classmethod
     def from_zoo(cls, model: str, dataset: str = "fashion_mnist", normal_class: int = 0, *,
                  num_threads: int = 1, root: str | os.PathLike | None = None) -> "Detector":
-        """Load the device detector of a pretrained zoo entry (saved_models/, see ``zoo.pretrained``).
+        """Load the device detector of a pretrained zoo entry (saved_models/, see ``zoo.catalog``).
 
         Reads manifest.json with ``json`` only and checks the bundle files' sha256
         against it, so this works without TensorFlow.
@@ -162,9 +162,9 @@ class Detector:
         Raises:
             UserError: unknown entry (listing the available ones), or a missing, truncated or altered file.
         """
-        from zoo import pretrained
+        from zoo import catalog
 
-        return cls.load(pretrained.detector_dir(model, dataset, normal_class, root=root), num_threads=num_threads)
+        return cls.load(catalog.detector_dir(model, dataset, normal_class, root=root), num_threads=num_threads)
 
     def __repr__(self) -> str:
         return (f"Detector(model={self.spec['provenance'].get('model')!r}, quant={self.spec['model']['quant']!r}, "

@@ -10,7 +10,7 @@ trap 'rm -rf "$stage"' EXIT
 cp scripts/runtime-pyproject.toml "$stage/pyproject.toml"
 mkdir -p "$stage/edge" "$stage/zoo"
 cp edge/*.py "$stage/edge/"
-cp zoo/__init__.py zoo/errors.py zoo/files.py zoo/lazy.py zoo/pretrained.py zoo/quiet.py "$stage/zoo/"
+cp zoo/__init__.py zoo/catalog.py zoo/errors.py zoo/files.py zoo/lazy.py zoo/quiet.py "$stage/zoo/"
 mkdir -p "$out"
 "$python" -m pip wheel --no-deps -q -w "$out" "$stage"
 ls "$out"/autoencoder_zoo_runtime-*.whl

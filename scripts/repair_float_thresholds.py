@@ -19,15 +19,15 @@ def main(root: str | None = None) -> None:
     from edge.threshold import threshold_record
     from training import data, runs
     from training.pipeline import entry_float_detector
-    from zoo import pretrained
+    from zoo import catalog, pretrained
     from zoo.files import write_json
 
-    root = pretrained.saved_models_dir(root, must_exist=True)
-    for record in pretrained.list_pretrained(root=root):
+    root = catalog.saved_models_dir(root, must_exist=True)
+    for record in catalog.list_pretrained(root=root):
         old = record["threshold"]["float"]
         if "score_mean" in old:
             continue
-        entry = pretrained.verify_entry(record, root)
+        entry = catalog.verify_entry(record, root)
         split = data.one_class_split(record["dataset"], record["normal_class"])
         scores = entry_float_detector(record, entry).decision_function(split.x_val)
         again = threshold_record(scores, method=old["method"], percentile=old["percentile"], k=old["k"],
@@ -40,7 +40,7 @@ def main(root: str | None = None) -> None:
         for doc in (record, card):
             doc["threshold"]["float"] = {**old, "score_mean": again["score_mean"], "score_std": again["score_std"]}
         write_json(entry / "card.json", card)
-        record["files"] = pretrained.file_records(entry, list(record["files"]))
+        record["files"] = catalog.file_records(entry, list(record["files"]))
         pretrained.record_entry(record, root)
         print(f"{record['path']}: score_mean {again['score_mean']:.6g}, score_std {again['score_std']:.6g}")
 

@@ -8,7 +8,7 @@ import pytest
 from edge import Detector
 from edge.anomaly_map import gaussian_blur, pixel_error_map
 from training.cli import main
-from zoo import pretrained
+from zoo import catalog
 from zoo.errors import UserError
 
 
@@ -25,7 +25,7 @@ def test_the_device_map_is_the_per_pixel_error_of_the_int8_models_own_reconstruc
     training side's independent interpreter call, then smoothed by the one blur both sides use."""
     from training.convert import run_tflite
 
-    bundle = pretrained.detector_dir("dense_ae", "fashion_mnist", 0)
+    bundle = catalog.detector_dir("dense_ae", "fashion_mnist", 0)
     det = Detector.load(bundle)
     x, _ = images
     recon = run_tflite((bundle / "model.tflite").read_bytes(), x)[0]
@@ -63,7 +63,7 @@ def test_detect_map_writes_one_picture_per_input_and_refuses_what_it_cannot_draw
     from PIL import Image
 
     x, _ = images
-    bundle = pretrained.detector_dir("conv_ae", "fashion_mnist", 0)
+    bundle = catalog.detector_dir("conv_ae", "fashion_mnist", 0)
     for i in range(2):
         Image.fromarray((x[i, ..., 0] * 255).round().astype(np.uint8)).save(tmp_path / f"img{i}.png")
     np.save(tmp_path / "batch.npy", x[:3])
@@ -81,7 +81,7 @@ def test_detect_map_writes_one_picture_per_input_and_refuses_what_it_cannot_draw
     assert "would overwrite" in capsys.readouterr().err and (out / "img0.map.png").read_bytes() == before
     assert main([*argv[:3], "--map", str(tmp_path / "img0.png")]) == 2
     assert main([*argv[:3], "--map", str(tmp_path / "m2"), "--map-scale", "0"]) == 2 and not (tmp_path / "m2").exists()
-    series = pretrained.detector_dir("conv1d_ae", "kdd_tsad_135", 0)
+    series = catalog.detector_dir("conv1d_ae", "kdd_tsad_135", 0)
     np.save(tmp_path / "w.npy", np.zeros((1, *Detector.load(series).input_shape), np.float32))
     assert main(["detect", str(series), str(tmp_path / "w.npy"), "--map", str(tmp_path / "m3")]) == 2
     assert "maps of images: series bundles have none" in capsys.readouterr().err and not (tmp_path / "m3").exists()

@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
 
-from zoo import pretrained
+from zoo import catalog, pretrained
 from training.cli import main
 
 
@@ -24,13 +24,13 @@ def demo(small_split, tmp_path_factory):
     from training import data
     base = tmp_path_factory.mktemp("demo")
     empty = base / "no_saved_models"
-    repo = pretrained.saved_models_dir()
-    entries = pretrained.read_manifest(repo)["entries"]
+    repo = catalog.saved_models_dir()
+    entries = catalog.read_manifest(repo)["entries"]
     if SERIES_KEY in entries:
         shutil.copytree(repo / SERIES_KEY, empty / SERIES_KEY)
         pretrained.record_entry(entries[SERIES_KEY], empty)
     mp = pytest.MonkeyPatch()
-    mp.setenv(pretrained.ENV, str(empty))
+    mp.setenv(catalog.ENV, str(empty))
     full = data.one_class_split
     mp.setattr(data, "one_class_split", lambda source, k, *a, **kw: small_split if (source, k) == ("fashion_mnist", 0)
                else full(source, k, *a, **kw))
@@ -44,7 +44,7 @@ def demo(small_split, tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_writes_the_entry_plots_and_summary(demo, capsys):
-    for name in pretrained.ENTRY_FILES:
+    for name in catalog.ENTRY_FILES:
         assert (demo / "entry" / name).is_file(), name
     summary = json.loads((demo / "demo.json").read_text())
     m = summary["entry"]["metrics"]
@@ -74,7 +74,7 @@ def test_demo_loads_a_pretrained_entry_when_there_is_one(demo, small_split, tmp_
     shutil.copytree(demo / "entry", root / "conv_ae" / "fashion_mnist" / "class_0")
     record = json.loads((demo / "demo.json").read_text())["entry"]
     pretrained.record_entry(record, root)
-    monkeypatch.setenv(pretrained.ENV, str(root))
+    monkeypatch.setenv(catalog.ENV, str(root))
     split = small_split  # what the demo ran on
     names = class_names("fashion_mnist")
     idx = np.array([np.flatnonzero(split.test_labels == c)[0] for c in range(len(names))])  # the demo's images

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from training.cli import main
-from zoo import pretrained
+from zoo import catalog
 from zoo.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_zoo_build_in_two_shards_merges_into_one_manifest(tmp_path, capsys):
     two = json.loads((tmp_path / "shard2" / "manifest.json").read_text())["entries"]
     assert sorted(one) == [f"dense_ae/{DATASET}/class_0"] and sorted(two) == [f"dense_ae/{DATASET}/class_1"]
     assert main(["zoo", "merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--into", str(tmp_path / "all")]) == 0
-    merged = pretrained.read_manifest(tmp_path / "all")["entries"]
+    merged = catalog.read_manifest(tmp_path / "all")["entries"]
     assert merged == {**one, **two}
     assert main(["zoo", "verify", "--saved-models", str(tmp_path / "all")]) == 0
     # An overlap (the same shard twice, or an entry already merged) is refused before anything is copied.
@@ -184,7 +184,7 @@ def _merge_survives_stops_and_refuses_what_is_not_ours(tmp_path, capsys):
     shutil.copytree(tmp_path / "shard1" / key, stopped / key)
     (stopped / ".merge-999999999-x").mkdir()
     assert main(["zoo", "merge", *shards, "--into", str(stopped)]) == 0
-    assert sorted(pretrained.read_manifest(stopped)["entries"]) == sorted(pretrained.read_manifest(full)["entries"])
+    assert sorted(catalog.read_manifest(stopped)["entries"]) == sorted(catalog.read_manifest(full)["entries"])
     assert not list(stopped.glob(".merge-*")) and main(["zoo", "verify", "--saved-models", str(stopped)]) == 0
     # A folder of the user's where an entry would go, and a file as --into: refused, untouched.
     theirs = tmp_path / "theirs"

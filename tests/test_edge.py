@@ -468,9 +468,9 @@ def test_overwrite_never_takes_a_users_files_with_the_bundle(tmp_path):
     """A bundle folder that also holds the user's notes and a subfolder is refused whole: every file stays; a
     user's own ``.NAME.old`` beside it is not mistaken for the leftover of an interrupted swap."""
     from edge.bundle import MODEL_FILE, read_bundle, write_bundle
-    from zoo import pretrained
+    from zoo import catalog
 
-    model, spec = read_bundle(pretrained.detector_dir("dense_ae", normal_class=0))  # any real bundle
+    model, spec = read_bundle(catalog.detector_dir("dense_ae", normal_class=0))  # any real bundle
     out = tmp_path / "b"
     mine = tmp_path / ".b.old"  # the user's, with a name the old swap used
     mine.mkdir()

@@ -13,9 +13,10 @@ import pytest
 
 pytestmark = pytest.mark.slow  # trains, compresses or converts models: the full suite runs it
 
-from zoo import pretrained
+from zoo import catalog, pretrained
 from training.cli import main
 from zoo.errors import UserError
+from zoo.files import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 # The tiny build runs on BasicMotions (real sensor series): seconds where a Fashion-MNIST entry takes a minute; the
@@ -54,7 +55,7 @@ def test_zoo_agreement_measures_again_what_the_build_recorded(damaged, capsys):
     again = json.loads((damaged / "manifest.json").read_text())["entries"][KEY]
     assert again["agreement"] == recorded
     assert json.loads((damaged / KEY / "card.json").read_text())["agreement"] == recorded
-    assert not pretrained.entry_problems(again, damaged)
+    assert not catalog.entry_problems(again, damaged)
 
 
 def test_build_writes_entry_and_manifest(tiny_zoo):
@@ -62,10 +63,10 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
     assert list(manifest["entries"]) == [KEY]
     e = manifest["entries"][KEY]
     entry_dir = tiny_zoo / KEY
-    assert sorted(e["files"]) == sorted(pretrained.ENTRY_FILES)  # conv1d_ae scores with nap: score.npz is there
+    assert sorted(e["files"]) == sorted(catalog.ENTRY_FILES)  # conv1d_ae scores with nap: score.npz is there
     for name, want in e["files"].items():
         assert (entry_dir / name).stat().st_size == want["bytes"]
-    assert not pretrained.entry_problems(e, tiny_zoo)
+    assert not catalog.entry_problems(e, tiny_zoo)
     assert sorted(e["metrics"]) == ["float", "iforest", "int16x8", "knn", "pca"]  # nap: int16x8, no QAT model
     for kind in e["metrics"]:
         assert 0.5 < e["metrics"][kind]["auroc"] <= 1 and 0 < e["metrics"][kind]["auprc"] <= 1
@@ -87,15 +88,15 @@ def test_build_writes_entry_and_manifest(tiny_zoo):
     assert card["metrics"] == e["metrics"] and "post-training quantization" in card["description"]
     # Only the entry's files: no checkpoints, logs, plots or backups in saved_models.
     assert sorted(str(p.relative_to(tiny_zoo)) for p in tiny_zoo.rglob("*") if p.is_file()) == sorted(
-        ["manifest.json"] + [f"{KEY}/{n}" for n in pretrained.ENTRY_FILES])
-    assert pretrained.total_bytes(tiny_zoo) < pretrained.MAX_TOTAL_BYTES
+        ["manifest.json"] + [f"{KEY}/{n}" for n in catalog.ENTRY_FILES])
+    assert catalog.total_bytes(tiny_zoo) < catalog.MAX_TOTAL_BYTES
 
 
 def test_load_and_from_zoo(tiny_zoo, monkeypatch):
     import zoo
     from edge import Detector
 
-    monkeypatch.setenv(pretrained.ENV, str(tiny_zoo))
+    monkeypatch.setenv(catalog.ENV, str(tiny_zoo))
     model = zoo.load(MODEL, dataset=DATASET, normal_class=0)
     assert model.name == MODEL and model.input_shape == (None, 64, 6)
     det = Detector.from_zoo(MODEL, dataset=DATASET, normal_class=0)
@@ -114,7 +115,7 @@ def test_from_zoo_runs_without_tensorflow(tiny_zoo):
             "from edge import Detector\n"
             f"d = Detector.from_zoo({MODEL!r}, dataset={DATASET!r}, normal_class=0)\n"
             "print(d.score(np.zeros((3, 64, 6), np.float32)).shape)\n")
-    assert run_without_tensorflow(code, env={**os.environ, pretrained.ENV: str(tiny_zoo)}).strip() == "(3,)"
+    assert run_without_tensorflow(code, env={**os.environ, catalog.ENV: str(tiny_zoo)}).strip() == "(3,)"
 
 
 def _expect(exc, path: str, what: str, e: dict) -> None:
@@ -128,7 +129,7 @@ def test_altered_truncated_missing_files_are_refused(damaged):
     import zoo
     from edge import Detector
 
-    e = pretrained.get_entry(MODEL, DATASET, root=damaged)
+    e = catalog.get_entry(MODEL, DATASET, root=damaged)
     tfl = damaged / KEY / "detector" / "model.tflite"
     data = bytearray(tfl.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -136,7 +137,7 @@ def test_altered_truncated_missing_files_are_refused(damaged):
     with pytest.raises(UserError) as exc:
         Detector.from_zoo(MODEL, DATASET, root=damaged)
     _expect(exc, f"{KEY}/detector/model.tflite", "altered", e)
-    assert pretrained.sha256_file(tfl) in str(exc.value)  # the actual hash
+    assert sha256_file(tfl) in str(exc.value)  # the actual hash
 
     keras_file = damaged / KEY / "model.keras"
     keras_file.write_bytes(keras_file.read_bytes()[:1000])
@@ -149,7 +150,7 @@ def test_altered_truncated_missing_files_are_refused(damaged):
         Detector.from_zoo(MODEL, DATASET, root=damaged)
     _expect(exc, f"{KEY}/detector/detector.json", "missing", e)
 
-    assert len(pretrained.check_entry(KEY, damaged)) == 3  # so `zoo build` would rebuild it
+    assert len(catalog.check_entry(KEY, damaged)) == 3  # so `zoo build` would rebuild it
     assert main(["zoo", "verify", "--saved-models", str(damaged)]) == 2
 
 
@@ -166,7 +167,7 @@ def test_a_forced_int8_build_reuses_the_entrys_float_model(damaged, tmp_path, ca
     assert e["training"]["how"] == "reused the entry's float model" and not (tmp_path / "no_runs").exists()
     assert e["metrics"]["float"] == before["metrics"]["float"] and e["files"]["model.keras"] == before["files"]["model.keras"]
     assert e["hyperparameters"]["qat"]["method"] == "qat" and e["threshold"]["int8"]["value"] > 0
-    assert not pretrained.entry_problems(e, damaged)
+    assert not catalog.entry_problems(e, damaged)
 
 
 def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
@@ -184,7 +185,7 @@ def test_a_second_build_skips_the_complete_entry(tiny_zoo, capsys):
 def test_list_and_table(tiny_zoo, tmp_path, capsys):
     assert main(["zoo", "list", "--saved-models", str(tiny_zoo)]) == 0
     out = capsys.readouterr().out
-    e = pretrained.get_entry(MODEL, DATASET, root=tiny_zoo)
+    e = catalog.get_entry(MODEL, DATASET, root=tiny_zoo)
     assert KEY in out and f"{e['metrics']['int16x8']['auroc']:.4f}" in out
     table = pretrained.zoo_table(root=tiny_zoo)
     assert f"| {MODEL} | nap (int16x8) | {e['metrics']['int16x8']['auroc']:.3f} |" in table
@@ -203,7 +204,7 @@ def test_readme_table_matches_the_manifest():
     readme = REPO / "README.md"
     section = pretrained.readme_table(readme)  # the markers exist in any case
     root = REPO / "saved_models"
-    manifest = pretrained.read_manifest(root)
+    manifest = catalog.read_manifest(root)
     if not manifest["entries"]:
         pytest.skip("saved_models/manifest.json has no entries yet")
     assert section == pretrained.zoo_table(manifest).strip(), "README zoo table is stale: run `aezoo zoo table --write README.md`"
@@ -218,7 +219,7 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
     from training.evaluate import OnDevice, evaluate_split
 
     root = tiny_zoo if which == "tiny" else REPO / "saved_models"
-    records = pretrained.list_pretrained(root=root)
+    records = catalog.list_pretrained(root=root)
     if not records:
         pytest.skip(f"{root} has no entries yet")
     sample = [records[i] for i in sorted(set(np.random.default_rng(0).choice(len(records), 1, replace=False)))]
@@ -227,7 +228,7 @@ def test_manifest_metrics_reproduce_with_aezoo_evaluate_code(which, tiny_zoo, fa
         split = one_class_split(e["dataset"], e["normal_class"])
         report = evaluate_split(OnDevice(det), split, plots=False)  # raw inputs, as a device passes them
         for key in ("auroc", "auprc", "f1", "fpr"):
-            assert report["model"][key] == pytest.approx(e["metrics"][pretrained.device_key(e)][key], abs=1e-9), (e["path"], key)
+            assert report["model"][key] == pytest.approx(e["metrics"][catalog.device_key(e)][key], abs=1e-9), (e["path"], key)
         for baseline in ("pca", "knn"):
             assert report[baseline]["auroc"] == pytest.approx(e["metrics"][baseline]["auroc"], abs=1e-9)
 
@@ -245,7 +246,7 @@ def test_a_malformed_manifest_is_refused(damaged, edit, match, capsys):
     edit(manifest)
     (damaged / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match=match):
-        pretrained.list_pretrained(root=damaged)
+        catalog.list_pretrained(root=damaged)
     for argv in (["zoo", "verify"], ["zoo", "list"], ["zoo", "table"]):
         assert main([*argv, "--saved-models", str(damaged)]) == 2
         err = capsys.readouterr().err
@@ -261,7 +262,7 @@ def test_checks_that_would_pass_on_nothing_fail(tmp_path, capsys):
     assert main(["zoo", "list", "--saved-models", str(tmp_path / "afile")]) == 2
     assert "is a file" in capsys.readouterr().err
     with pytest.raises(UserError, match="normal_class must be an integer"):
-        pretrained.get_entry("conv_ae", normal_class=1.7)
+        catalog.get_entry("conv_ae", normal_class=1.7)
 
 
 def test_the_build_refuses_a_finished_run_of_other_settings(tiny_zoo, capsys):

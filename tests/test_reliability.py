@@ -127,14 +127,14 @@ def test_values_beyond_float32_and_nan_scores_are_never_judged_normal(monkeypatc
     ``predict`` and an error to ``aezoo detect`` (a NaN is never "not above the threshold", so never "normal")."""
     from edge import Detector
     from edge.inputs import for_spec
-    from zoo import pretrained
+    from zoo import catalog
 
     vectors = for_spec({"preprocessing": {"kind": "vector", "features": 2, "mean": [0.0, 0.0], "scale": [1.0, 1.0]},
                         "input": {"shape": [2]}})
     with pytest.raises(UserError, match=r"beyond float32's range.*indices \[1\]"):
         vectors.prepare(np.array([[1.0, 2.0], [1e308, 0.0]]))
     assert vectors.prepare(np.array([[1.0, 2.0]])).dtype == np.float32
-    bundle = pretrained.detector_dir("dense_ae", normal_class=0)
+    bundle = catalog.detector_dir("dense_ae", normal_class=0)
     det = Detector.load(bundle)
     monkeypatch.setattr(Detector, "score_prepared", lambda self, x: np.full(len(x), np.nan))
     assert det.predict(np.zeros((2, 28, 28, 1), np.float32)).tolist() == [1, 1]
@@ -188,7 +188,7 @@ def test_a_device_with_a_public_key_loads_only_bundles_signed_with_it(tmp_path, 
     """Re-hashing an edited detector.json passes the corruption check; an Ed25519 signature does not follow, nor does
     a downgrade to format 1 (no integrity section), nor a bundle signed with another key."""
     from edge import Detector
-    from zoo import pretrained
+    from zoo import catalog
 
     assert main(["keygen", str(tmp_path / "owner.key")]) == 0
     assert main(["keygen", str(tmp_path / "other.key")]) == 0
@@ -196,7 +196,7 @@ def test_a_device_with_a_public_key_loads_only_bundles_signed_with_it(tmp_path, 
     assert "already exists" in capsys.readouterr().err
     assert oct((tmp_path / "owner.key").stat().st_mode & 0o777) == "0o600"
     public = tmp_path / "owner.key.pub"
-    plain = pretrained.detector_dir("dense_ae", normal_class=0)
+    plain = catalog.detector_dir("dense_ae", normal_class=0)
     Detector.load(plain).save(tmp_path / "signed", sign_key=tmp_path / "owner.key")
     Detector.load(plain).save(tmp_path / "theirs", sign_key=tmp_path / "other.key")
     assert Detector.load(tmp_path / "signed", public_key=public).threshold_ == Detector.load(plain).threshold_
@@ -225,10 +225,10 @@ def test_a_device_with_a_public_key_loads_only_bundles_signed_with_it(tmp_path, 
 ])
 def test_a_resealed_spec_that_contradicts_its_model_is_refused(tmp_path, edit, match):
     from edge import Detector
-    from zoo import pretrained
+    from zoo import catalog
 
     with pytest.raises(UserError, match=match):
-        Detector.load(_resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "b", edit))
+        Detector.load(_resealed(catalog.detector_dir("dense_ae", normal_class=0), tmp_path / "b", edit))
 
 
 @pytest.mark.parametrize("exc, code, words", [
@@ -263,7 +263,7 @@ def test_images_and_arrays_that_claim_too_much_are_refused_before_decoding(tmp_p
     from PIL import Image
 
     from edge.inputs import MAX_IMAGE_PIXELS, decode_image, load_input_file
-    from zoo import pretrained
+    from zoo import catalog
     from edge.bundle import read_bundle
 
     def declaring(w: int, h: int) -> Path:
@@ -280,7 +280,7 @@ def test_images_and_arrays_that_claim_too_much_are_refused_before_decoding(tmp_p
     with open(tmp_path / "liar.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
         f.write(b"\0" * 16)
-    spec = read_bundle(pretrained.detector_dir("dense_ae", normal_class=0))[1]
+    spec = read_bundle(catalog.detector_dir("dense_ae", normal_class=0))[1]
     with pytest.raises(UserError, match="truncated or its header is wrong"):
         load_input_file(tmp_path / "liar.npy", spec)
 
@@ -320,13 +320,13 @@ def test_the_demo_never_deletes_a_users_file_in_its_previous_run(tmp_path):
 def test_a_version_2_spec_relabelled_as_version_1_is_refused(tmp_path, capsys):
     """Writing format_version 1 into a later spec would skip its integrity check: it is not the version-1 shape."""
     from edge import Detector
-    from zoo import pretrained
+    from zoo import catalog
 
-    bundle = _resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "b",
+    bundle = _resealed(catalog.detector_dir("dense_ae", normal_class=0), tmp_path / "b",
                        lambda s: s.update(format_version=1, threshold={"value": 1e9, "method": "percentile"}))
     with pytest.raises(UserError, match="this is a later spec with format_version 1 written into it"):
         Detector.load(bundle)
-    v1 = _resealed(pretrained.detector_dir("dense_ae", normal_class=0), tmp_path / "v1", _as_version_1)
+    v1 = _resealed(catalog.detector_dir("dense_ae", normal_class=0), tmp_path / "v1", _as_version_1)
     np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
     assert main(["detect", str(v1), str(tmp_path / "x.npy")]) == 0
     err = capsys.readouterr().err

@@ -340,9 +340,9 @@ def test_keras_3_fit_and_qat_refusal():
 
 
 def test_a_pretrained_entry_loads_into_keras_3_with_the_same_weights():
-    from zoo import pretrained
+    from zoo import catalog
 
-    if not pretrained.list_pretrained("conv_ae"):
+    if not catalog.list_pretrained("conv_ae"):
         pytest.skip("no pretrained conv_ae entry")
     x = make_data((28, 28, 1))[:8]
     two = zoo.load("conv_ae", normal_class=0)

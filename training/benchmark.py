@@ -244,14 +244,14 @@ def fidelity_study(entries: Sequence[str], steps: Sequence[float], out: str | Pa
     from training import convert, data
     from training.detector import AutoencoderDetector
     from training.pipeline import entry_float_detector
-    from zoo import pretrained
+    from zoo import catalog
 
     out = Path(out)
     rows, default = [], convert.QUANT_NOISE_STEPS
     for name in entries:
         model, dataset, k = name.split("/")
-        record = pretrained.get_entry(model, dataset, int(k))
-        float_det = entry_float_detector(record, pretrained.saved_models_dir() / record["path"])
+        record = catalog.get_entry(model, dataset, int(k))
+        float_det = entry_float_detector(record, catalog.saved_models_dir() / record["path"])
         split = data.one_class_split(dataset, int(k))
         if score is not None:
             float_det = AutoencoderDetector(float_det.config, network=float_det.model_, score=score).calibrate(

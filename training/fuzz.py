@@ -80,16 +80,16 @@ class Fuzzer:
     def __init__(self, seed: int = 0, workdir: Path | None = None):
         """``workdir``: where the vector bundle is trained once (none: no vector cases)."""
         from edge import Detector
-        from zoo import pretrained
+        from zoo import catalog
 
         self.rng = np.random.default_rng(seed)
-        self.image_bundle = pretrained.detector_dir(*IMAGE_BUNDLE)
-        self.series_bundle = pretrained.detector_dir(*SERIES_BUNDLE)
+        self.image_bundle = catalog.detector_dir(*IMAGE_BUNDLE)
+        self.series_bundle = catalog.detector_dir(*SERIES_BUNDLE)
         self.image = Detector.load(self.image_bundle)
         self.series = Detector.load(self.series_bundle)
-        self.entry_key = pretrained.entry_key(*IMAGE_BUNDLE)
-        self.entry_record = pretrained.read_manifest()["entries"][self.entry_key]
-        self.entry = pretrained.saved_models_dir() / self.entry_record["path"]
+        self.entry_key = catalog.entry_key(*IMAGE_BUNDLE)
+        self.entry_record = catalog.read_manifest()["entries"][self.entry_key]
+        self.entry = catalog.saved_models_dir() / self.entry_record["path"]
         self.entry_files = {str(p.relative_to(self.entry)): p.read_bytes() for p in self.entry.rglob("*") if p.is_file()}
         self.makers: list[Callable[[], Case]] = [self.image_file, self.image_array, self.recording, self.edited_spec,
                                                   self.manifest, self.arguments]
@@ -269,11 +269,11 @@ class Fuzzer:
 
     def manifest(self) -> Case:
         """A one-entry zoo folder whose manifest or entry files are edited; ``zoo verify`` / ``zoo list`` read it."""
-        from zoo import pretrained
+        from zoo import catalog
 
         rng = self.rng
         key = self.entry_key
-        doc = copy.deepcopy({**pretrained.read_manifest(), "entries": {key: self.entry_record}})
+        doc = copy.deepcopy({**catalog.read_manifest(), "entries": {key: self.entry_record}})
         files = {f"zoo/{self.entry_record['path']}/{name}": data for name, data in self.entry_files.items()}
         command = [["zoo", "verify"], ["zoo", "list"]][int(rng.integers(2))] + ["--saved-models", "{s}/zoo"]
         kind = rng.integers(5)

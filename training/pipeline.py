@@ -27,7 +27,7 @@ import numpy as np
 
 from edge.bundle import INTEGER_MODES
 from training import runs
-from zoo import pretrained
+from zoo import catalog, pretrained
 from zoo.config import Config, check_choice, check_int
 from zoo.errors import UserError
 from zoo.files import atomic_path, write_json
@@ -175,7 +175,7 @@ def run_entry(model_name: str, dataset: str, normal_class: int, out_dir: str | P
     settings = (settings or EntrySettings()).validate()
     t_entry = time.perf_counter()
     out_dir = Path(out_dir)
-    key = pretrained.entry_key(model_name, dataset, normal_class)
+    key = catalog.entry_key(model_name, dataset, normal_class)
     run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUNS / key
     config = TrainConfig(model=model_name, dataset=dataset, normal_class=int(normal_class), seed=settings.seed,
                          epochs=settings.epochs, min_steps=settings.min_steps, patience=settings.patience,
@@ -304,8 +304,8 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
             "usage": {"keras": f"zoo.load({model_name!r}, dataset={dataset!r}, normal_class={k})",
                       "edge": f"edge.Detector.from_zoo({model_name!r}, dataset={dataset!r}, normal_class={k})"}}
     write_json(out_dir / "card.json", card)
-    names = [n for n in pretrained.ENTRY_FILES if (out_dir / n).is_file()]
-    record["files"] = pretrained.file_records(out_dir, names)
+    names = [n for n in catalog.ENTRY_FILES if (out_dir / n).is_file()]
+    record["files"] = catalog.file_records(out_dir, names)
     record["reports"] = reports
     return record
 
@@ -343,7 +343,7 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     from training import data
 
     settings = (settings or EntrySettings()).validate()
-    root = pretrained.saved_models_dir(root)
+    root = catalog.saved_models_dir(root)
     kind = data.as_source(dataset).kind
     models = list(models) if models else [m for m in zoo.list_models() if kind in zoo.model_info(m).input_kinds]
     for name in models:
@@ -360,14 +360,14 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     for k in sorted({k for k, _ in plan}):
         split = None
         for name in [m for c, m in plan if c == k]:
-            key = pretrained.entry_key(name, dataset, k)
+            key = catalog.entry_key(name, dataset, k)
             bar.set_postfix_str(f"{name} class {k} ({names[k]})")
-            problems = pretrained.check_entry(key, root)
+            problems = catalog.check_entry(key, root)
             if not force and not problems:
                 skipped.append(key)
             else:
                 split = split or data.one_class_split(dataset, k)
-                entry = None if problems else (pretrained.read_manifest(root)["entries"][key], root / key)
+                entry = None if problems else (catalog.read_manifest(root)["entries"][key], root / key)
                 record = run_entry(name, dataset, k, root / key, settings=settings, run_dir=Path(runs_dir) / key,
                                    split=split, verbose=verbose, entry=entry)
                 record.pop("reports")
@@ -408,11 +408,11 @@ def remeasure_agreement(root: str | Path | None = None, *, models: Sequence[str]
     from training import data
     from training.metrics import ranking_metrics
 
-    root = pretrained.saved_models_dir(root, must_exist=True)
+    root = catalog.saved_models_dir(root, must_exist=True)
     updated, split_key, split = [], None, None
-    records = [r for r in pretrained.list_pretrained(root=root) if not models or r["model"] in models]
+    records = [r for r in catalog.list_pretrained(root=root) if not models or r["model"] in models]
     for record in records:
-        entry = pretrained.verify_entry(record, root)
+        entry = catalog.verify_entry(record, root)
         if (record["dataset"], record["normal_class"]) != split_key:  # entries come sorted: one split at a time
             split_key = (record["dataset"], record["normal_class"])
             split = data.one_class_split(*split_key)
@@ -428,7 +428,7 @@ def remeasure_agreement(root: str | Path | None = None, *, models: Sequence[str]
             doc["agreement"] = result
         json.dumps(record, allow_nan=False)  # a value JSON cannot hold fails here, before any file changes
         write_json(entry / "card.json", card)
-        record["files"] = pretrained.file_records(entry, list(record["files"]))
+        record["files"] = catalog.file_records(entry, list(record["files"]))
         pretrained.record_entry(record, root)
         updated.append(record["path"])
         if progress is not None:
@@ -444,12 +444,12 @@ def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] |
     """
     from training import data
 
-    root = pretrained.saved_models_dir(root, must_exist=True)
+    root = catalog.saved_models_dir(root, must_exist=True)
     updated, inputs = [], {}
-    for record in pretrained.list_pretrained(root=root):
+    for record in catalog.list_pretrained(root=root):
         if models and record["model"] not in models:
             continue
-        entry = pretrained.verify_entry(record, root)
+        entry = catalog.verify_entry(record, root)
         key = (record["dataset"], record["normal_class"])  # a class's test inputs carry its own standardization
         if key not in inputs:
             inputs[key] = data.one_class_split(*key).x_test[:1000]
@@ -458,7 +458,7 @@ def remeasure_latency(root: str | Path | None = None, *, models: Sequence[str] |
         for doc in (record, card):
             doc.update(latency=speed["latency"], throughput_per_second=speed["throughput_per_second"], machine=runs.machine_info())
         write_json(entry / "card.json", card)
-        record["files"] = pretrained.file_records(entry, list(record["files"]))
+        record["files"] = catalog.file_records(entry, list(record["files"]))
         pretrained.record_entry(record, root)
         updated.append(record["path"])
     return updated

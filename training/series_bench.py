@@ -203,13 +203,13 @@ def stream_benchmark(root: str | Path | None = None, *, c_array_from: str | Path
     import sys
 
     from training.inputs.named import DATASETS
-    from zoo import pretrained
+    from zoo import catalog
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    root = pretrained.saved_models_dir(root, must_exist=True)
+    root = catalog.saved_models_dir(root, must_exist=True)
     rows, written = [], set()
-    for record in pretrained.list_pretrained(root=root):
+    for record in catalog.list_pretrained(root=root):
         if DATASETS.get(record["dataset"]) != "series":
             continue
         path = out / f"{record['dataset']}.npy"

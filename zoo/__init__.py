@@ -35,7 +35,7 @@ _LAZY = {
     "negative_elbo": "zoo.models.vae",
     "sample": "zoo.models.vae",
     "load": "zoo.pretrained",
-    "list_pretrained": "zoo.pretrained",
+    "list_pretrained": "zoo.catalog",
 }
 
 __all__ = sorted(_LAZY)

@@ -114,12 +114,12 @@ def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict
     """Load the saved_models entry of the demo's class and score the same images; say so when there is none."""
     import edge
     import zoo
-    from zoo import pretrained
+    from zoo import catalog
 
     print("[5/6] the pretrained zoo (saved_models/)")
-    root = pretrained.saved_models_dir()
-    key = pretrained.entry_key(MODEL, DATASET, k)
-    entries = pretrained.read_manifest(root)["entries"]
+    root = catalog.saved_models_dir()
+    key = catalog.entry_key(MODEL, DATASET, k)
+    entries = catalog.read_manifest(root)["entries"]
     if key not in entries:
         print(f"      No pretrained entry {key} in {root}: nothing to load. `aezoo zoo build --models {MODEL} "
               f"--classes {k}` creates it ({len(entries)} other entries present).")
@@ -131,7 +131,7 @@ def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict
           f"parameters)\n      edge.Detector.from_zoo(...) -> {det!r} (sha256 verified)")
     for label, s in zip(labels, scores):
         print(f"      {names[label]:<14} score {s:>9.4g}  {'anomaly' if s > det.threshold_ else 'normal'}")
-    m, q = entries[key]["metrics"], pretrained.device_key(entries[key])
+    m, q = entries[key]["metrics"], catalog.device_key(entries[key])
     ours = record["metrics"]
     print(f"      pretrained entry: {q} AUROC {m[q]['auroc']:.4f} (float {m['float']['auroc']:.4f}), this demo's: "
           f"{record['quant']} {ours[record['quant']]['auroc']:.4f} (float {ours['float']['auroc']:.4f})")

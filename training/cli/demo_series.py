@@ -24,10 +24,10 @@ def _detector(out: Path, settings: Any) -> tuple[Any, str]:
     """(StreamDetector, where it came from): the pretrained entry, or one trained into ``out``."""
     from edge import StreamDetector
     from training import pipeline
-    from zoo import pretrained
+    from zoo import catalog
 
-    key = pretrained.entry_key(MODEL, DATASET, 0)
-    if key in pretrained.read_manifest()["entries"]:
+    key = catalog.entry_key(MODEL, DATASET, 0)
+    if key in catalog.read_manifest()["entries"]:
         return StreamDetector.from_zoo(MODEL, DATASET, 0), f"the pretrained entry {key} (sha256 verified)"
     print(f"      no pretrained {key} in saved_models/: training one ({MODEL}, the zoo's settings)")
     record = pipeline.run_entry(MODEL, DATASET, 0, out / "entry", settings=settings, run_dir=out / "run", verbose=0)

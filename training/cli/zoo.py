@@ -185,17 +185,17 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from zoo import pretrained
+    from zoo import catalog, pretrained
 
-    root = pretrained.saved_models_dir(args.saved_models, must_exist=True)
-    records = pretrained.list_pretrained(args.pattern, dataset=args.dataset, root=root)
+    root = catalog.saved_models_dir(args.saved_models, must_exist=True)
+    records = catalog.list_pretrained(args.pattern, dataset=args.dataset, root=root)
     if not records:
         print(f"No pretrained entries match {args.pattern!r} in {root}.")
         return 0
     header = ("entry", "score", "device", "AUROC", "float AUROC", "PCA AUROC", "kNN AUROC", "threshold", "KiB", "latency us")
-    rows = [(r["path"], r.get("score", "mse"), pretrained.device_key(r),
-             *(pretrained.format_auroc(r, w) for w in (pretrained.device_key(r), "float", "pca", "knn")),
-             f"{r['threshold'][pretrained.device_key(r)]['value']:.5g}", f"{r['size'].get('bundle_bytes', r['size']['tflite_bytes']) / 1024:.1f}",
+    rows = [(r["path"], r.get("score", "mse"), catalog.device_key(r),
+             *(pretrained.format_auroc(r, w) for w in (catalog.device_key(r), "float", "pca", "knn")),
+             f"{r['threshold'][catalog.device_key(r)]['value']:.5g}", f"{r['size'].get('bundle_bytes', r['size']['tflite_bytes']) / 1024:.1f}",
              f"{pretrained.latency_us(r):.0f}") for r in records]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -206,24 +206,24 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from zoo import pretrained
+    from zoo import catalog
 
-    root = pretrained.saved_models_dir(args.saved_models, must_exist=True)
-    records = pretrained.list_pretrained(root=root, require_manifest=True)
+    root = catalog.saved_models_dir(args.saved_models, must_exist=True)
+    records = catalog.list_pretrained(root=root, require_manifest=True)
     bad = 0
     for r in records:
-        problems = pretrained.entry_problems(r, root)
+        problems = catalog.entry_problems(r, root)
         if problems:
             bad += 1
             print(f"FAILED {r['path']}:")
             for problem in problems:
                 print(f"  {problem}")
-    total = pretrained.total_bytes(root)
-    limit = pretrained.MAX_TOTAL_BYTES
+    total = catalog.total_bytes(root)
+    limit = catalog.MAX_TOTAL_BYTES
     print(f"{len(records) - bad} of {len(records)} entries verified; saved_models holds {total / 2**20:.1f} MiB "
           f"(limit {limit / 2**20:.0f} MiB)")
     if not records:
-        raise UserError(f"{root / pretrained.MANIFEST} lists no entries: nothing to verify")
+        raise UserError(f"{root / catalog.MANIFEST} lists no entries: nothing to verify")
     if bad:  # a failed check is the user's data, not a bug: exit 2 like every refusal (1 means an internal error)
         raise UserError(f"{bad} of {len(records)} entries failed (listed above); restore their files with "
                         "`git checkout -- saved_models/...` or rebuild them with `aezoo zoo build --models MODEL --classes K`")
@@ -270,9 +270,9 @@ def _agreement(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from zoo import pretrained
+    from zoo import catalog, pretrained
 
-    table = pretrained.zoo_table(dataset=args.dataset, root=pretrained.saved_models_dir(args.saved_models, must_exist=True))
+    table = pretrained.zoo_table(dataset=args.dataset, root=catalog.saved_models_dir(args.saved_models, must_exist=True))
     if args.write:
         changed = pretrained.write_readme_table(args.write, table)
         print(f"{'updated' if changed else 'already up to date:'} the zoo table in {args.write}")
