@@ -295,7 +295,7 @@ def test_a_seeded_sweep_of_user_inputs_finds_no_crash_no_wrong_answer_and_no_cha
     for name in ("case/mine.txt", "vector/mine.txt", "sandbox/case/mine.txt"):  # where earlier versions kept scratch
         (tmp_path / name).parent.mkdir(parents=True)
         (tmp_path / name).write_text("the user's")
-    r = sweep(150, tmp_path, seed=20261201)
+    r = sweep(150, tmp_path, main, seed=20261201)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
         "case/mine.txt", "sandbox/case/mine.txt", "vector/mine.txt"]
     assert set(r["per_surface"]) == {"image file", "array", "vector file", "recording", "bundle", "manifest", "arguments"}

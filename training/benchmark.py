@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import zoo
 from training import runs
 from training.representation import PROBE_MAX_ITER, ModelCodec, PCACodec, evaluate_codec, raw_pixel_probe
 from zoo.errors import UserError
@@ -40,7 +41,6 @@ def _raw_probe(split: Any, out: Path, dataset: str, max_iter: int) -> dict:
 
 def _trained(variant: str, d: int, out: Path, split: Any, settings: dict) -> tuple[Any, Path]:
     """The all-classes model of ``variant`` at code size ``d``: reused when finished, else trained or resumed."""
-    import zoo
     from training.trainer import train
 
     run = runs.Run(out / f"{variant}-{d}")
@@ -67,8 +67,6 @@ def _generation_images(model: Any, name: str, out: Path, split: Any, seed: int) 
 
 
 def _row(variant: str | None, d: int, out: Path, split: Any, settings: dict, probe_max_iter: int, images: dict) -> dict:
-    import zoo
-
     if variant is None:
         t0 = time.perf_counter()
         row = evaluate_codec(PCACodec(d, seed=settings["seed"]).fit(split.x_train), split, probe_max_iter=probe_max_iter)
@@ -92,7 +90,6 @@ def represent(variants: Sequence[str] | None = None, dims: Sequence[int] = (8, 3
 
     ``split`` replaces the dataset's ``training.data.all_classes_split`` (e.g. a subset for a quick check).
     """
-    import zoo
     from training.progress import progress
 
     from training import data
@@ -185,7 +182,6 @@ def compare_scores(models: Sequence[str], scores: Sequence[str], *, dataset: str
     This is how each variant's default score was chosen: the test split is never read,
     and the score's parameters are fitted on the class's normal training images.
     """
-    import zoo
     from sklearn.metrics import roc_auc_score
 
     from training.detector import AutoencoderDetector

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+import zoo
 from zoo.config import Config, check_choice, check_int, check_number
 from zoo.errors import UserError
 from zoo.keras import keras, tf
@@ -285,7 +286,6 @@ def compress(
         into int8 kernels; pruning and clustering a plain float model), and ``stats``:
         :func:`weight_stats` plus the fine-tuning losses and time.
     """
-    import zoo
     from training.fit import compile_network, copy_network, keras_verbosity, make_pipeline
 
     config.validate()

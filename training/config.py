@@ -6,6 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
+import zoo
 from training.inputs.base import DEFAULT_LABEL_COLUMN
 from training.scores import make_score, score_kinds
 from edge.threshold import THRESHOLD_METHODS
@@ -53,14 +54,10 @@ class DetectorConfig(Config):
 
     def resolved(self) -> "DetectorConfig":
         """A copy whose ``score`` "auto" is replaced by the variant's own default score."""
-        import zoo
-
         return self.replace(score=zoo.model_info(self.model).score) if self.score == "auto" else self
 
     def validate(self) -> "DetectorConfig":
         """Check every field (model name, numbers, score, threshold); raise UserError quoting the bad value."""
-        import zoo
-
         if not isinstance(self.model, str):
             raise UserError(f"model must be a zoo model name. Received: model={self.model!r}")
         zoo.model_info(self.model)  # unknown names suggest close ones

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import zoo
 from edge.threshold import threshold_record
 from training.config import DetectorConfig
 from training.runs import CONFIG, MODEL, SCORE_STATE, THRESHOLD, Run, read_json
@@ -45,8 +46,6 @@ class AutoencoderDetector:
     """
 
     def __init__(self, config: DetectorConfig | None = None, *, network: Any = None, **overrides: Any):
-        import zoo
-
         if config is not None and not isinstance(config, DetectorConfig):
             raise UserError(f"config must be a DetectorConfig. Received: {type(config).__name__}")
         if network is not None and config is None and "model" not in overrides and network.name in zoo.list_models():
@@ -131,8 +130,6 @@ class AutoencoderDetector:
 
     def encode(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
         """The codes of ``x`` (``zoo.encoder``: the code layer; VAE: z_mean)."""
-        import zoo
-
         if self.model_ is None:
             raise UserError("encode needs a trained network: call fit first")
         return np.asarray(zoo.encoder(self.model_).predict(_images(x, "x"), batch_size=batch_size, verbose=0))
@@ -170,8 +167,6 @@ class AutoencoderDetector:
     @classmethod
     def load(cls, path: str | os.PathLike, config: DetectorConfig | None = None) -> "AutoencoderDetector":
         """Load what :meth:`save` wrote (``config`` defaults to the folder's config.json, else the defaults)."""
-        import zoo
-
         path = Path(path)
         for name in (MODEL, THRESHOLD):
             if not (path / name).is_file():

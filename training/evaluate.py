@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+import zoo
 from training import plots as _plots
 from training.baselines import fit_baselines
 from training.metrics import detection_metrics, format_metrics, recording_metrics, roc_curve
@@ -212,8 +213,6 @@ def _load_target(target: Path, score_kind: str | None) -> tuple[Any, dict, str, 
 
 
 def _load_keras(path: Path) -> Any:
-    import zoo
-
     return zoo.load_model(path)
 
 
@@ -287,7 +286,6 @@ def reconstruction_report(model: Any, split: Any, *, out_dir: str | os.PathLike 
     PCA of the same code size fitted on the same training images. Plots: training
     curves, the latent space of test codes, and prior samples of a VAE.
     """
-    import zoo
     from training import generate
     from training.representation import ModelCodec, PCACodec, reconstruction_quality
 

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import zoo
 from training.config import DetectorConfig
 from training.runs import BACKUP, CHECKPOINTS, LOGS, STATE
 from zoo.errors import UserError
@@ -119,8 +120,6 @@ def compile_network(model: Any, lr: float) -> Any:
 
 def build_model(config: DetectorConfig, input_shape: tuple) -> Any:
     """``zoo.build`` the configured variant for ``input_shape`` and compile it (:func:`compile_network`)."""
-    import zoo
-
     return compile_network(zoo.build(config.model, input_shape=tuple(input_shape), **config.params), config.lr)
 
 

@@ -342,10 +342,8 @@ class Fuzzer:
         """The next generated case."""
         return self.makers[int(self.rng.integers(len(self.makers)))]()
 
-    def run(self, case: Case, sandbox: Path) -> Outcome:
-        """Run ``case`` in a fresh ``sandbox`` that also holds the user's files; judge it."""
-        from training.cli import main
-
+    def run(self, case: Case, sandbox: Path, cli: Callable[[list[str]], int]) -> Outcome:
+        """Run ``case`` through ``cli`` (``aezoo``'s main) in a fresh ``sandbox`` beside the user's files; judge it."""
         if sandbox.exists():
             shutil.rmtree(sandbox)
         (sandbox / "mine").mkdir(parents=True)
@@ -358,7 +356,7 @@ class Fuzzer:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(argv)
+                code = cli(argv)
             except SystemExit as exc:  # argparse's refusals
                 code = exc.code if isinstance(exc.code, int) else 2
         after = _tree(sandbox)
@@ -440,8 +438,10 @@ def _set(node: Any, path: tuple, value: Any) -> None:
     node[path[-1]] = value
 
 
-def sweep(cases: int, workdir: Path, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
-    """Run ``cases`` generated cases; return the counts per surface and outcome, and every problem found.
+def sweep(cases: int, workdir: Path, cli: Callable[[list[str]], int], *, seed: int = 0,
+          progress: Callable[[int], None] | None = None) -> dict:
+    """Run ``cases`` generated cases through ``cli`` (``training.cli.main``: the sweep is run by the CLI it tests,
+    so it is handed in); return the counts per surface and outcome, and every problem found.
 
     The cases run in a scratch folder made for them inside ``workdir`` and removed afterwards: nothing
     else in ``workdir`` is touched.
@@ -451,17 +451,18 @@ def sweep(cases: int, workdir: Path, *, seed: int = 0, progress: Callable[[int],
     workdir.mkdir(parents=True, exist_ok=True)
     sandbox = Path(tempfile.mkdtemp(prefix=".aezoo-fuzz-", dir=workdir))
     try:
-        return _sweep(cases, sandbox, seed, progress)
+        return _sweep(cases, sandbox, cli, seed, progress)
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
 
 
-def _sweep(cases: int, sandbox: Path, seed: int, progress: Callable[[int], None] | None) -> dict:
+def _sweep(cases: int, sandbox: Path, cli: Callable[[list[str]], int], seed: int,
+           progress: Callable[[int], None] | None) -> dict:
     fuzzer = Fuzzer(seed, sandbox / "vector")
     counts: dict[str, dict[str, int]] = {}
     problems = []
     for i in range(cases):
-        outcome = fuzzer.run(fuzzer.case(), sandbox / "case")
+        outcome = fuzzer.run(fuzzer.case(), sandbox / "case", cli)
         c = counts.setdefault(outcome.case.surface, {"cases": 0, "exit 0": 0, "exit 2": 0, "problems": 0})
         c["cases"] += 1
         c[f"exit {outcome.code}"] = c.get(f"exit {outcome.code}", 0) + 1

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import zoo
 from zoo.errors import UserError
 
 
@@ -34,8 +35,6 @@ def sample_grid(model: Any, path: str | os.PathLike, *, n: int = 64, seed: int =
     Raises:
         UserError: the model is not variational, or ``n`` < 1.
     """
-    import zoo
-
     from training.plots import _save, plt
 
     images = zoo.sample(model, n, seed=seed)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import zoo
 from edge.bundle import INTEGER_MODES
 from training import runs
 from zoo import catalog, pretrained
@@ -217,7 +218,6 @@ def _export_and_evaluate(float_det: Any, qat_det: Any, quant: str, split: Any, o
     bundle = export_detector(qat_det or float_det, out_dir / "detector", x_train=split.x_train, x_val=split.x_val,
                              class_names=names, provenance=prov, preprocessing=split.preprocessing, quant=quant,
                              overwrite=True)
-    import zoo
 
     if not keep_model:
         with atomic_path(out_dir / runs.MODEL) as tmp:
@@ -263,7 +263,6 @@ def _record(model_name: str, dataset: str, split: Any, key: str, float_det: Any,
             how: str) -> dict:
     """The manifest record and the model card of an entry: ``metrics[quant]`` and ``threshold[quant]`` are the device
     detector's."""
-    import zoo
     from edge.bundle import read_bundle
     from training.evaluate import BASELINE_TITLES
 
@@ -339,7 +338,6 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
     """
     from training.progress import progress
 
-    import zoo
     from training import data
 
     settings = (settings or EntrySettings()).validate()
@@ -388,7 +386,6 @@ def build_zoo(dataset: str = "fashion_mnist", *, models: Sequence[str] | None = 
 
 def entry_float_detector(record: dict, entry: Path) -> Any:
     """An entry's float detector, assembled from its files: model.keras, score.npz and the float threshold record."""
-    import zoo
     from training.config import DetectorConfig
     from training.detector import AutoencoderDetector
 

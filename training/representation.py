@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+import zoo
 from training import runs
 from zoo.errors import UserError
 from zoo.files import atomic_path
@@ -69,8 +70,6 @@ def reconstruction_quality(x: np.ndarray, x_hat: np.ndarray) -> dict:
 # ---------------------------------------------------------------- codecs
 def load_model_target(target: str | os.PathLike) -> Any:
     """Load a zoo model from a run folder (its model.keras) or a .keras file."""
-    import zoo
-
     path = Path(target)
     if path.is_dir():
         if not (path / runs.MODEL).is_file():
@@ -94,8 +93,6 @@ def embed(model: Any, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
 
     Deterministic: inference mode (no corruption, no sampling).
     """
-    import zoo
-
     x = _check_images(model, x)
     return np.asarray(zoo.encoder(model).predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
@@ -104,8 +101,6 @@ class ModelCodec:
     """An autoencoder as encode (``zoo.encoder``) and decode (``zoo.decoder``)."""
 
     def __init__(self, model: Any, *, batch_size: int = 256, name: str | None = None):
-        import zoo
-
         self.model = model
         self.batch_size = batch_size
         self.name = name or model.name

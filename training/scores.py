@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+import zoo
 from edge.scoring import SCORE_KINDS as DEVICE_KINDS
 from edge.scoring import compute
 from zoo.errors import NotFittedError, UserError
@@ -194,8 +195,6 @@ class ELBO(Score):
     kind = "elbo"
 
     def check_model(self, model: Any) -> None:
-        import zoo
-
         if not zoo.is_variational(model):
             raise UserError(f"the 'elbo' score needs a variational model (vae, conv_vae: layers z_mean and z_log_var). "
                             f"Received: model {model.name!r}")

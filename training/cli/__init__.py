@@ -8,22 +8,24 @@ device without TensorFlow. The exception boundary is ``edge.cli.run``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Sequence
 
+from edge import cli as device
 from edge.cli import PROG, run
+from training.cli import bench, beyond, compress, data, demo, train
+from training.cli import zoo as zoo_commands
 
 # Modules with a ``register(subparsers)`` function; their order is the help order.
 COMMANDS = (
-    "training.cli.data",      # data prepare | info
-    "training.cli.train",     # train, evaluate
-    "training.cli.compress",  # optimize, export, report
-    "edge.cli",               # detect, calibrate, agreement, keygen
-    "training.cli.zoo",       # models, zoo build | list | verify | table
-    "training.cli.beyond",    # embed, sample, interpolate, represent
-    "training.cli.bench",     # bench small-images | vectors
-    "training.cli.demo",      # demo
+    data,          # data prepare | info
+    train,         # train, evaluate
+    compress,      # optimize, export, report
+    device,        # detect, calibrate, agreement, keygen
+    zoo_commands,  # models, zoo build | list | verify | table
+    beyond,        # embed, sample, interpolate, represent
+    bench,         # bench small-images | vectors | series | ... | anomaly-maps | fuzz
+    demo,          # demo
 )
 
 
@@ -33,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Autoencoder zoo: train, evaluate, compress and deploy autoencoder anomaly detectors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
-        importlib.import_module(name).register(sub)
+    for module in COMMANDS:
+        module.register(sub)
+    parser.set_defaults(parser=parser)  # `bench fuzz` runs generated argument lists through this very parser
     return parser
 
 

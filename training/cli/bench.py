@@ -193,14 +193,14 @@ def _anomaly_maps(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.progress import progress
-
+    from edge.cli import run
     from training.fuzz import sweep
+    from training.progress import progress
     from zoo.files import write_json
 
     out = Path(args.out)
     with progress(total=args.cases, desc="fuzz", unit="case") as bar:
-        r = sweep(args.cases, out, seed=args.seed, progress=lambda i: bar.update(1))
+        r = sweep(args.cases, out, lambda argv: run(args.parser, argv), seed=args.seed, progress=lambda i: bar.update(1))
     for surface, counts in sorted(r["per_surface"].items()):
         print(f"  {surface:<11} {counts}")
     for p in r["problems"][:20]:

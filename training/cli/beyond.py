@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import zoo
 from training.cli.args import int_arg
 from zoo.errors import UserError
 
@@ -115,7 +116,6 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import zoo
     from training.generate import sample_grid
     from training.representation import load_model_target
     from zoo.files import check_writable_file

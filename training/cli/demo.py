@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import zoo
 from training.cli.args import int_arg
 from training.pipeline import ENTRY_QUANTS
 from zoo.errors import UserError
@@ -52,7 +53,6 @@ def _prepare(k: int) -> tuple[Any, list[str]]:
 
 
 def _build_entry(split: Any, out: Path, settings: Any) -> dict:
-    import zoo
     from training import pipeline, runs
 
     quant = settings.quant_for(zoo.model_info(MODEL).score)
@@ -113,7 +113,6 @@ def _comparison(record: dict) -> None:
 def _pretrained(k: int, images: Any, labels: Any, names: list[str], record: dict) -> dict | None:
     """Load the saved_models entry of the demo's class and score the same images; say so when there is none."""
     import edge
-    import zoo
     from zoo import catalog
 
     print("[5/6] the pretrained zoo (saved_models/)")

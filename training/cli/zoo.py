@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import zoo
 from training.cli.args import int_arg, int_list, name_list
 from training.pipeline import ENTRY_QUANTS
 from zoo.errors import UserError
@@ -135,7 +136,6 @@ def _measured_int8_size(model: Any) -> int:
 def _models(args: argparse.Namespace) -> int:
     from training.progress import progress
 
-    import zoo
     from zoo.registry import int8_size_estimate
 
     shape = _parse_shape(args.input_shape)
@@ -233,7 +233,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _compare_scores(args: argparse.Namespace) -> int:
-    import zoo
     from training.benchmark import compare_scores
     from zoo.files import write_json
 
