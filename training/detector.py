@@ -61,18 +61,20 @@ class AutoencoderDetector:
     # -- fitting -----------------------------------------------------------------------------------------------
 
     def fit(self, x_train: np.ndarray, x_val: np.ndarray, *, callbacks: Sequence[Any] = (), verbose: Any = 0,
-            state_dir: str | os.PathLike | None = None, **distribution: Any) -> "AutoencoderDetector":
+            state_dir: str | os.PathLike | None = None, strategy: Any = None,
+            backup_dir: str | os.PathLike | None = None) -> "AutoencoderDetector":
         """Train the network on normal ``x_train`` (early stopping on normal ``x_val``), then :meth:`calibrate`.
 
         ``state_dir`` keeps the best checkpoint and the early-stopping state there, so an
-        interrupted fit resumes (``training.train`` passes the run folder); ``distribution``
-        (``strategy``, ``backup_dir``) goes to ``training.fit.fit_network``.
+        interrupted fit resumes (``training.train`` passes the run folder); ``strategy`` (a
+        ``tf.distribute`` strategy) and ``backup_dir`` are ``training.fit.fit_network``'s.
         """
         from training.fit import fit_network
 
         x_train, x_val = _images(x_train, "x_train"), _images(x_val, "x_val")
         self.model_, self.history_ = fit_network(self.config, x_train, x_val, model=self.model_, callbacks=callbacks,
-                                                 verbose=verbose, state_dir=state_dir, **distribution)
+                                                 verbose=verbose, state_dir=state_dir, strategy=strategy,
+                                                 backup_dir=backup_dir)
         return self.calibrate(x_train, x_val)
 
     def calibrate(self, x_train: np.ndarray, x_val: np.ndarray) -> "AutoencoderDetector":
