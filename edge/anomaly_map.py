@@ -75,8 +75,9 @@ def write_map_png(path: str | os.PathLike, image: np.ndarray, reconstruction: np
                   vmax: float, title: str = "") -> Path:
     """Write a PNG of three panels: the input, its reconstruction, and the map (scaled to ``vmax``) over the input.
 
-    ``vmax`` fixes the colour scale (e.g. the bundle's threshold-level pixel error), so maps of several inputs
-    compare; a map above it is drawn at full heat. Written to a temporary name and renamed into place.
+    ``vmax`` fixes the colour scale (a squared pixel error: ``aezoo detect --map-scale``), the same for every
+    input so that maps compare; an error above it is drawn at full heat. Written to a temporary name and renamed
+    into place.
     """
     from PIL import Image, ImageDraw
 

@@ -291,7 +291,7 @@ def _write_maps(detector: Any, x: Any, names: list[str], scores: Any, verdicts: 
     folder.mkdir(parents=True, exist_ok=True)
     recon = detector.reconstruct(x)
     maps = pixel_error_map(x, recon)
-    for target, n, image, r, m, s, v in zip(targets, names, x, recon, maps, scores, verdicts):
+    for target, image, r, m, s, v in zip(targets, x, recon, maps, scores, verdicts):
         write_map_png(target, image, r, m, vmax=scale, title=f"{detector.score_kind}={s:.4g} {'ANOMALY' if v else 'normal'}")
     return targets
 
