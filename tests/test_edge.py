@@ -17,7 +17,6 @@ from edge.bundle import MODEL_FILE, SPEC_FILE, read_bundle, sha256_bytes, spec_d
 from zoo.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-QUANTS = ("float32", "float16", "dynamic", "int8")
 NORMAL_CLASS = 1  # trouser: a class a 2-epoch model already separates well
 
 
@@ -75,7 +74,8 @@ def _edit_spec(bundle: Path, dst: Path, edit, *, reseal: bool = False) -> Path:
 
 
 @pytest.mark.slow
-# One per graph family (conv, dense, variational); tests/test_zoo.py converts every variant to int8.
+# One per graph family (conv, dense, variational), the float-input modes; tests/test_zoo.py converts every variant
+# to int8.
 @pytest.mark.parametrize("name", ["conv_ae", "dense_ae", "conv_vae"])
 def test_every_variant_converts_at_every_quantization(name):
     import zoo
@@ -84,10 +84,10 @@ def test_every_variant_converts_at_every_quantization(name):
     model = zoo.build(name)
     x = np.random.default_rng(0).random((40, *model.input_shape[1:]), dtype=np.float32)
     expected = model(x[:3], training=False).numpy()
-    for quant in QUANTS:
-        out = run_tflite(to_tflite(model, quant, x if quant == "int8" else None), x[:3])[0]
+    for quant in ("float32", "float16", "dynamic"):  # int8: tests/test_zoo.py, every variant (not twice)
+        out = run_tflite(to_tflite(model, quant), x[:3])[0]
         # Deterministic inference path (VAE: mean): float32 TFLite equals Keras with training=False.
-        tol = {"float32": 1e-4, "float16": 0.02, "dynamic": 0.05, "int8": 0.08}[quant]
+        tol = {"float32": 1e-4, "float16": 0.02, "dynamic": 0.05}[quant]
         assert out.shape == expected.shape
         assert np.max(np.abs(out - expected)) < tol, f"{name} {quant}: max diff {np.max(np.abs(out - expected))}"
 
