@@ -27,26 +27,6 @@ TINY = ["--model", "dense_ae", "--dataset", DATASET, "--score", "mse", "--normal
         "--min-steps", "0", "--batch-size", "64", "--seed", "0", "--quiet", "--no-plots"]
 
 
-@pytest.mark.slow
-def test_two_loopback_workers_train_one_run_like_one_process(tmp_path):
-    two = tmp_path / "two"
-    proc = subprocess.run([sys.executable, "-m", "training.cli", "train", *TINY, "--workers", "2", "--out", str(two)],
-                          capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    for name in ("model.keras", "config.json", "threshold.json", "metrics.json", "history.json"):
-        assert (two / name).is_file(), name
-    assert json.loads((two / "checkpoints" / "state.json").read_text())["finished"]
-    assert not (two / "backup").exists() and not (two / ".lock").exists()
-    one = tmp_path / "one"
-    assert main(["train", *TINY, "--out", str(one)]) == 0
-    h2 = json.loads((two / "history.json").read_text())
-    h1 = json.loads((one / "history.json").read_text())
-    # Same global batch, seed and data: the two-worker fit follows the one-process fit (within 10%).
-    assert h2["epochs_run"] == h1["epochs_run"] == 2
-    assert h2["val_loss"][-1] == pytest.approx(h1["val_loss"][-1], rel=0.10)
-
-
 def _children(pid: int) -> list[int]:
     """The live processes whose parent is ``pid`` (read from /proc)."""
     found = []
@@ -74,7 +54,9 @@ def _task_index(pid: int) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(tmp_path):
+def test_a_killed_worker_and_a_resumed_launcher_finish_a_run_like_one_process(tmp_path):
+    """Two loopback workers (`--workers 2`); one is killed after the first epoch: the launcher fails and leaves no
+    worker behind; `--resume` finishes the run where the backup left it; the result trains like one process."""
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "training.cli", "train", "--model", "dense_ae", "--dataset", DATASET, "--score", "mse",
             "--normal-class", "1", "--epochs", "4", "--min-steps", "0", "--patience", "6", "--batch-size", "16", "--seed", "0",
@@ -97,10 +79,24 @@ def test_a_killed_worker_and_a_resumed_launcher_finish_the_run(tmp_path):
 
     resumed = subprocess.run([*argv, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Traceback" not in resumed.stderr
     hist = json.loads((out / "history.json").read_text())
-    assert hist["epochs_run"] == 4 and (out / "metrics.json").is_file() and not (out / "backup").exists()
+    assert hist["epochs_run"] == 4 and not (out / "backup").exists() and not (out / ".lock").exists()
+    for name in ("model.keras", "config.json", "threshold.json", "metrics.json", "history.json"):
+        assert (out / name).is_file(), name
     # BackupAndRestore continued the run: the epoch recorded before the kill was not trained again.
     assert json.loads(state.read_text())["epochs"][0]["val_loss"] == first["val_loss"]
+    assert json.loads(state.read_text())["finished"]
+    # The two loopback workers (the global batch split between them, a kill and a resume on the way) train like one
+    # process with the same global batch, seed and data: the last validation loss within 10%.
+    one = tmp_path / "one"
+    cli = argv[3:]  # after `python -m training.cli`
+    k = cli.index("--workers")
+    one_process = cli[:k] + cli[k + 2:]
+    assert one_process[-2:] == ["--out", str(out)]
+    assert main([*one_process[:-1], str(one)]) == 0
+    h1 = json.loads((one / "history.json").read_text())
+    assert hist["val_loss"][-1] == pytest.approx(h1["val_loss"][-1], rel=0.10), (hist["val_loss"], h1["val_loss"])
 
 
 @pytest.mark.parametrize("argv, message", [
