@@ -290,17 +290,14 @@ def _preprocessing_spec(preprocessing: dict, shape: list[int]) -> dict:
     return unit_named(preprocessing.get("kind", "image")).bundle_preprocessing(preprocessing, shape)
 
 
-def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> dict:
-    """The threshold record of the exported model, on its own scores of the normal validation inputs.
+def _calibrate(scores: np.ndarray, detector: Any, x_val: np.ndarray) -> dict:
+    """The threshold record of the exported model, from its own ``scores`` of the normal validation inputs.
 
     "best_f1" cannot be recomputed without labeled anomalies: the float threshold's
     quantile among the float scores is carried over to the exported scores.
     """
-    from edge.detector import Detector
-    from edge.bundle import finish_spec
     from edge.threshold import threshold_record
 
-    scores = Detector(tflite, finish_spec(spec, tflite)).decision_function(_to_device(x_val, spec))
     c = detector.config
     if c.threshold_method == "best_f1":
         q = float(np.mean(detector.decision_function(x_val) <= detector.threshold_))
@@ -315,15 +312,18 @@ def _calibrate(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> d
     return record
 
 
-def _agreement(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> dict:
-    """How the runtimes agree on the normal validation inputs (``edge.agreement``): LiteRT's default and reference
-    kernels, and the Keras model that was converted (at its own threshold)."""
+def _calibrated(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> tuple[dict, dict]:
+    """(threshold record, runtime agreement) of the exported model on the normal validation inputs, scoring them once
+    per LiteRT kernel set: the default kernels' scores set the threshold (``_calibrate``), and both sets and the
+    Keras model that was converted (at its own threshold) are compared (``edge.agreement``)."""
     from edge import agreement
     from edge.bundle import finish_spec
 
-    keras = (detector.decision_function(x_val), detector.threshold_)
-    return agreement.measure(tflite, finish_spec(spec, tflite), _to_device(x_val, spec), others={"keras": keras},
-                             inputs="the normal validation inputs")
+    scores = agreement.kernel_scores(tflite, finish_spec(spec, tflite), _to_device(x_val, spec))
+    threshold = _calibrate(scores["litert_default"], detector, x_val)
+    thresholds = {k: float(threshold["value"]) for k in scores}
+    scores["keras"], thresholds["keras"] = np.asarray(detector.decision_function(x_val), np.float64), float(detector.threshold_)
+    return threshold, {"on": "the normal validation inputs", **agreement.compare(scores, thresholds)}
 
 
 def _to_device(x: np.ndarray, spec: dict) -> np.ndarray:
@@ -404,8 +404,8 @@ def export_detector(detector: Any, out: str | os.PathLike, x_train: np.ndarray, 
     names = output_order(tflite, graph, np.asarray(x_val[: batch or 4], np.float32))
     spec = bundle_spec(tflite, names, quant=quant, batch=batch or "dynamic", score=score, quantizer=quantizer,
                        preprocessing=preprocessing or {}, class_names=list(class_names or ["normal"]), provenance=provenance)
-    spec["threshold"] = _calibrate(spec, tflite, detector, x_val)
-    spec["provenance"] = {**spec["provenance"], "agreement": _agreement(spec, tflite, detector, x_val)}
+    spec["threshold"], agreement = _calibrated(spec, tflite, detector, x_val)
+    spec["provenance"] = {**spec["provenance"], "agreement": agreement}
     check_spec({"format": "aezoo-detector", "format_version": 2, **spec,
                 "model": {**spec["model"], "file": "model.tflite", "sha256": "0" * 64, "bytes": len(tflite)}})
     extra: dict[str, bytes | str] = {}
