@@ -314,13 +314,14 @@ def _calibrate(scores: np.ndarray, detector: Any, x_val: np.ndarray) -> dict:
 
 def _calibrated(spec: dict, tflite: bytes, detector: Any, x_val: np.ndarray) -> tuple[dict, dict]:
     """(threshold record, runtime agreement) of the exported model on the normal validation inputs, scoring them once
-    per LiteRT kernel set: the default kernels' scores set the threshold (``_calibrate``), and both sets and the
+    per LiteRT kernel set: the bundle's own kernels' scores set the threshold (``_calibrate``), and both sets and the
     Keras model that was converted (at its own threshold) are compared (``edge.agreement``)."""
     from edge import agreement
     from edge.bundle import finish_spec
 
     scores = agreement.kernel_scores(tflite, finish_spec(spec, tflite), _to_device(x_val, spec))
-    threshold = _calibrate(scores["litert_default"], detector, x_val)
+    # The bundle's own kernels set its threshold: a microcontroller build's are the reference ones (model.kernels).
+    threshold = _calibrate(scores[f"litert_{spec['model']['kernels']}"], detector, x_val)
     thresholds = {k: float(threshold["value"]) for k in scores}
     scores["keras"], thresholds["keras"] = np.asarray(detector.decision_function(x_val), np.float64), float(detector.threshold_)
     return threshold, {"on": "the normal validation inputs", **agreement.compare(scores, thresholds)}
